@@ -1,0 +1,257 @@
+"""The ``synclip`` command: the only module that parses argv, prints and exits.
+
+Every mode has the same shape: ``synclip MODE [inputs] [--config config.yaml] [--set key=value ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import Config, dump_yaml, load_config, setup_directories
+from .errors import SynclipError
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config
+    if path is None and Path(DEFAULT_CONFIG).is_file():
+        path = DEFAULT_CONFIG
+    return load_config(path, args.set)
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    for path in setup_directories(_config(args)):
+        print(f"  {path}/")
+    print("Directories ready.")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(dump_yaml(_config(args)), end="")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import synth
+
+    out = Path(args.out)
+    with tqdm(total=args.clips, desc="synth", unit="clip", disable=args.quiet) as bar:
+        truths = synth.make_dataset(out, args.clips, seconds=args.seconds, offset_frames=args.offset_frames,
+                                    faces=args.faces, seed=args.seed,
+                                    progress=lambda done, total: bar.update(done - bar.n))
+    print(f"Wrote {len(truths)} synthetic clips to {out}/videos, {out}/audios (truth in {out}/truth)")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .prepare import REJECTS_NAME, prepare
+
+    overrides = list(args.set)
+    if args.videos:
+        overrides.append(f"data.videos_dir={args.videos}")
+    if args.audios:
+        overrides.append(f"data.audios_dir={args.audios}")
+    if args.out:
+        overrides.append(f"data.processed_dir={args.out}")
+    args.set = overrides
+    cfg = _config(args)
+    t0 = time.perf_counter()
+    bar = tqdm(desc="prepare", unit="clip", disable=args.quiet)
+
+    def on_done(o) -> None:
+        bar.update(1)
+        if o.status == "rejected":
+            bar.write(f"rejected {o.video}: {o.reason}")
+
+    outcomes = prepare(cfg, force=args.force, workers=args.workers, on_done=on_done)
+    bar.close()
+    done = [o for o in outcomes if o.status == "processed"]
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    rejected = [o for o in outcomes if o.status == "rejected"]
+    frames = sum(o.entry.get("num_frames", 0) for o in done + skipped)
+    out = Path(cfg.data.processed_dir)
+    print(f"Found {len(outcomes)} videos in {cfg.data.videos_dir}")
+    print(f"Processed {len(done)} samples, skipped {len(skipped)} unchanged, rejected {len(rejected)} "
+          f"({frames} frames usable, {time.perf_counter() - t0:.1f} s)")
+    print(f"Processed data saved to {out}/ (index: {out}/index.json)")
+    if rejected:
+        print(f"Rejected clips and why: {out}/{REJECTS_NAME}")
+    return 0 if done or skipped or not outcomes else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="YAML config (default: ./config.yaml when present)")
+    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set training.batch_size=8 (repeatable)")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+
+    p = argparse.ArgumentParser(prog="synclip", description="Offline lip-sync: prepare, train, score, dub.")
+    sub = p.add_subparsers(dest="mode", required=True, metavar="MODE")
+
+    s = sub.add_parser("setup", parents=[common], help="create data/, checkpoints/, logs/, outputs/")
+    s.set_defaults(func=cmd_setup)
+
+    s = sub.add_parser("config", parents=[common], help="print the effective config as commented YAML")
+    s.add_argument("action", choices=["show"])
+    s.set_defaults(func=cmd_config)
+
+    s = sub.add_parser("synth", parents=[common], help="make synthetic talking-head clips with ground truth")
+    s.add_argument("--out", required=True, help="folder for videos/, audios/ and truth/")
+    s.add_argument("--clips", type=int, default=8)
+    s.add_argument("--seconds", type=float, default=4.0)
+    s.add_argument("--offset-frames", type=int, default=0,
+                   help="audio leads the video by this many frames (negative: lags)")
+    s.add_argument("--faces", type=int, choices=[1, 2], default=1)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("prepare", parents=[common], help="raw videos -> face crops + audio features + index")
+    s.add_argument("--videos", help="folder of videos (default: data.videos_dir)")
+    s.add_argument("--audios", help="folder of audio files paired by name (default: data.audios_dir)")
+    s.add_argument("--out", help="output folder (default: data.processed_dir)")
+    s.add_argument("--force", action="store_true", help="redo clips already processed and unchanged")
+    s.add_argument("--workers", type=int, help="clips processed in parallel (default: data.workers)")
+    s.set_defaults(func=cmd_prepare)
+
+    _add_model_commands(sub, common)
+    return p
+
+
+def _add_model_commands(sub, common) -> None:
+    s = sub.add_parser("train", parents=[common], help="train the sync expert, then (stage) the generator")
+    s.add_argument("--stage", choices=["sync", "generator", "both"], help="default: training.stage")
+    s.add_argument("--resume", action="store_true", help="continue from last.pth of the stage")
+    s.add_argument("--data", help="prepared data folder (default: data.processed_dir)")
+    s.set_defaults(func=cmd_train)
+
+    ck = argparse.ArgumentParser(add_help=False)
+    ck.add_argument("--checkpoint", default=None, help="model checkpoint (default: checkpoints/best_model.pth)")
+    ck.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+
+    s = sub.add_parser("score", parents=[common, ck], help="lip-sync score, offset and confidence of a video")
+    s.add_argument("video")
+    s.add_argument("--audio", help="score against this audio instead of the video's own track")
+    s.add_argument("--json", action="store_true", help="print the full details as JSON")
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("fix-offset", parents=[common, ck], help="write a copy whose audio is shifted onto the lips")
+    s.add_argument("video")
+    s.add_argument("--audio")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_fix_offset)
+
+    s = sub.add_parser("batch", parents=[common, ck], help="score or fix many videos; CSV + JSON report")
+    s.add_argument("inputs", nargs="+", help="a folder of videos, or VIDEO[:AUDIO] items")
+    s.add_argument("--mode", choices=["score", "shift", "generate"], default="score")
+    s.add_argument("--out", help="output folder (videos and report)")
+    s.set_defaults(func=cmd_batch)
+
+
+def _checkpoint(args: argparse.Namespace, cfg: Config) -> str:
+    return args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "best_model.pth")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import run_stage
+
+    if args.data:
+        args.set.append(f"data.processed_dir={args.data}")
+    cfg = _config(args)
+    stage = args.stage or cfg.training.stage
+    for kind in (["sync", "generator"] if stage == "both" else [stage]):
+        print(f"=== Training stage: {kind} ===")
+        result = run_stage(cfg, kind, resume=args.resume, report=print, progress=not args.quiet)
+        if result.interrupted:
+            return 130
+        print(f"Best model: {result.best_path}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+
+    from .infer import LipSyncInference
+
+    cfg = _config(args)
+    model = LipSyncInference(_checkpoint(args, cfg), device=args.device, detector=cfg.data.detector)
+    score, d = model.compute_sync_score(args.video, args.audio)
+    if args.json:
+        print(json.dumps(d, indent=1))
+        return 0
+    print(f"{args.video}: sync score {score:.3f}, offset {d['offset_frames']:+d} frames ({d['offset_ms']:+d} ms, "
+          f"+ = audio leads), confidence {d['confidence']:.3f}, min distance {d['min_distance']:.3f}, "
+          f"face in {d['face_coverage']:.0%} of frames" + (f", speaker: face {d['speaker']} of {d['num_faces']}"
+                                                           if d["num_faces"] > 1 else ""))
+    return 0
+
+
+def cmd_fix_offset(args: argparse.Namespace) -> int:
+    from .infer import LipSyncInference
+
+    cfg = _config(args)
+    model = LipSyncInference(_checkpoint(args, cfg), device=args.device, detector=cfg.data.detector)
+    ok, msg = model.sync_video_audio(args.video, args.audio, args.out, mode="shift")
+    print(msg)
+    return 0 if ok else 1
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .infer import LipSyncInference
+
+    cfg = _config(args)
+    model = LipSyncInference(_checkpoint(args, cfg), device=args.device, detector=cfg.data.detector)
+    if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
+        pairs = args.inputs[0]
+    else:
+        pairs = [tuple(item.split(":", 1)) if ":" in item else (item, None) for item in args.inputs]
+    out = args.out or cfg.paths.outputs_dir
+    bar = tqdm(desc=f"batch {args.mode}", unit="file", disable=args.quiet)
+
+    def on_item(done: int, total: int, error: str) -> None:
+        bar.total = total
+        bar.update(1)
+        if error:
+            bar.write(f"failed: {error}")
+
+    rows = model.batch_process(pairs, out, mode=args.mode, report_path=Path(out) / "report", progress=on_item)
+    bar.close()
+    bad = [r for r in rows if not r["ok"]]
+    print(f"{len(rows) - len(bad)} of {len(rows)} done; report: {Path(out) / 'report.csv'} and .json")
+    return 0 if not bad else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.debug:  # mediapipe's C++ side logs through glog/absl to stderr
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        return args.func(args)
+    except SynclipError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; run the same command again to go on", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Raw clips -> processed clips + a JSON index + a rejects log (step 2 of the user's path).
+
+For each ``videos/NAME.*`` (paired with ``audios/NAME.*`` when present, else the video's own sound):
+pass 1 decodes small frames and finds/tracks faces; the subject's track is gap-filled and smoothed; pass 2
+decodes full frames and cuts square crops from the smoothed track. Two passes keep memory flat however long
+the video is. Each clip becomes one ``NAME.npz`` (arrays only, no pickles), written to a temp file and renamed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import logging
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from . import audio as A
+from . import media
+from .config import Config, DataConfig
+from .errors import DataError, NoFaceError, SynclipError
+from .face import FaceDetector, FaceTracker, Track, crop, fill_gaps, smooth, square_boxes
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
+AUDIO_EXTS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".aac")
+INDEX_NAME = "index.json"
+REJECTS_NAME = "rejects.log"
+FORMAT_VERSION = 1
+JPEG_QUALITY = 95
+DETECT_SIDE_PX = 640  # pass 1 decodes frames scaled to this longer side (swscale is cheaper than cv2 later)
+
+
+@dataclass
+class Job:
+    name: str
+    video: Path
+    audio: Path | None  # None: the video's own sound track
+
+
+@dataclass
+class Outcome:
+    name: str
+    video: Path
+    status: str  # processed, skipped, rejected
+    reason: str = ""
+    entry: dict = field(default_factory=dict)
+
+
+def find_jobs(videos_dir: Path, audios_dir: Path) -> tuple[list[Job], list[Outcome]]:
+    """Pair videos with audio files by stem. Returns (jobs, early rejects such as duplicate names)."""
+    if not videos_dir.is_dir():
+        raise DataError("videos folder not found", path=videos_dir,
+                        fix="run `synclip setup` and put your clips there, or pass --videos")
+    audios = {}
+    if audios_dir.is_dir():
+        for p in sorted(audios_dir.iterdir()):
+            if p.suffix.lower() in AUDIO_EXTS:
+                audios.setdefault(p.stem, p)
+    jobs: dict[str, Job] = {}
+    rejects = []
+    for p in sorted(videos_dir.iterdir()):
+        if p.suffix.lower() not in VIDEO_EXTS or p.name.startswith("."):
+            continue
+        if p.stem in jobs:
+            rejects.append(Outcome(p.stem, p, "rejected", f"another video is also named {p.stem!r} "
+                                   f"({jobs[p.stem].video.name}); rename one"))
+            continue
+        jobs[p.stem] = Job(p.stem, p, audios.get(p.stem))
+    return list(jobs.values()), rejects
+
+
+def source_signature(job: Job, cfg: DataConfig) -> dict:
+    """What decides a clip's output: its files' sizes and times and the settings that shape the crops."""
+    def stat(p: Path | None) -> list | None:
+        if p is None:
+            return None
+        s = p.stat()
+        return [s.st_size, s.st_mtime_ns]
+
+    return {"video": stat(job.video), "audio": stat(job.audio), "format": FORMAT_VERSION,
+            "settings": [cfg.crop_size, cfg.face_pad, cfg.detector, cfg.min_detection_confidence,
+                         cfg.max_gap_frames, cfg.smooth_frames]}
+
+
+def detect_tracks(video: Path, info: media.VideoInfo, detector: FaceDetector) -> list[Track]:
+    """Pass 1: every face in every frame, linked into tracks (best subject first)."""
+    scale = min(1.0, DETECT_SIDE_PX / max(info.width, info.height))
+    size = (2 * round(info.width * scale / 2), 2 * round(info.height * scale / 2))
+    tracker = FaceTracker(info.num_frames)
+    n = 0
+    for i, frame in enumerate(media.iter_frames(video, size=size if scale < 1 else None)):
+        dets = detector.detect(frame)
+        for d in dets:  # back to full-frame pixels
+            d.box = d.box / scale
+            if d.keypoints is not None:
+                d.keypoints = d.keypoints / scale
+        tracker.update(i, dets)
+        n = i + 1
+    return tracker.finish(n)
+
+
+def subject_squares(track: Track, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gap-filled, smoothed boxes, keypoints and crop squares (T, 3) of the subject; NaN where no face."""
+    boxes = smooth(fill_gaps(track.boxes, cfg.max_gap_frames), cfg.smooth_frames)
+    kps = smooth(fill_gaps(track.keypoints, cfg.max_gap_frames), cfg.smooth_frames)
+    kps = np.where(np.isnan(boxes)[:, :1, None], np.nan, kps)  # keypoints only where the box is known
+    return boxes, kps, square_boxes(boxes, cfg.face_pad, kps)
+
+
+def encode_crops(video: Path, squares: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 2: JPEG bytes of every crop, concatenated, and offsets (T+1,); empty where no face."""
+    chunks: list[bytes] = []
+    offsets = [0]
+    frames = media.iter_frames(video)
+    for i in range(len(squares)):
+        frame = next(frames, None)
+        sq = squares[i]
+        if frame is not None and not np.isnan(sq[0]):
+            bgr = cv2.cvtColor(crop(frame, sq, size), cv2.COLOR_RGB2BGR)
+            ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            chunks.append(buf.tobytes() if ok else b"")
+        else:
+            chunks.append(b"")
+        offsets.append(offsets[-1] + len(chunks[-1]))
+    frames.close()
+    data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
+    return data, np.asarray(offsets, dtype=np.int64)
+
+
+def load_clip_audio(job: Job, info: media.VideoInfo, cfg: DataConfig) -> np.ndarray:
+    """16 kHz mono audio cut or padded to the video's length; rejects length mismatches beyond tolerance."""
+    wav = media.read_audio(job.audio or job.video)
+    want = A.frames_to_samples(info.num_frames)
+    mismatch_s = abs(len(wav) - want) / A.SAMPLE_RATE_HZ
+    if mismatch_s > cfg.max_length_mismatch_s:
+        raise DataError(f"video lasts {info.duration_s:.2f} s but its audio {len(wav) / A.SAMPLE_RATE_HZ:.2f} s",
+                        path=job.audio or job.video,
+                        fix="trim them to the same length or raise data.max_length_mismatch_s")
+    if len(wav) < want:
+        wav = np.pad(wav, (0, want - len(wav)))
+    return wav[:want]
+
+
+def process_clip(job: Job, cfg: DataConfig, out_dir: Path, detector: FaceDetector) -> dict:
+    """One clip end to end; returns its index entry. Raises SynclipError kinds for a reason to reject."""
+    t0 = time.perf_counter()
+    info = media.probe_video(job.video)
+    if info.duration_s < cfg.min_seconds:
+        raise DataError(f"too short: {info.duration_s:.2f} s", path=job.video,
+                        fix=f"clips need at least data.min_seconds = {cfg.min_seconds} s")
+    wav = load_clip_audio(job, info, cfg)
+    tracks = detect_tracks(job.video, info, detector)
+    num_frames = min(info.num_frames, len(tracks[0].boxes)) if tracks else info.num_frames
+    coverage = tracks[0].coverage if tracks else 0.0
+    if coverage < cfg.min_face_coverage:
+        raise NoFaceError(f"a face was found in only {coverage:.0%} of frames", path=job.video,
+                          fix=f"use footage that shows one face (data.min_face_coverage = {cfg.min_face_coverage})")
+    boxes, kps, squares = subject_squares(tracks[0], cfg)
+    boxes, kps, squares = boxes[:num_frames], kps[:num_frames], squares[:num_frames]
+    jpeg, offsets = encode_crops(job.video, squares, cfg.crop_size)
+    wav = wav[: A.frames_to_samples(num_frames)]
+    mel = A.log_mel(wav).numpy().astype(np.float32)
+    mfcc = A.mfcc(wav).numpy().astype(np.float32)
+    present = offsets[1:] > offsets[:-1]
+    out = out_dir / f"{job.name}.npz"
+    tmp = out_dir / f".{job.name}.tmp.npz"
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, jpeg=jpeg, jpeg_offsets=offsets, present=present, boxes=boxes.astype(np.float32),
+                     squares=squares.astype(np.float32), keypoints=kps.astype(np.float32), mel=mel, mfcc=mfcc)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"name": job.name, "file": out.name, "video": str(job.video),
+            "audio": str(job.audio) if job.audio else None, "num_frames": int(num_frames),
+            "fps": A.VIDEO_FPS, "source_fps": info.fps, "width": info.width, "height": info.height,
+            "duration_s": round(num_frames / A.VIDEO_FPS, 3), "face_coverage": round(float(present.mean()), 4),
+            "num_faces": len(tracks), "crop_size": cfg.crop_size, "num_mel": int(len(mel)),
+            "seconds_to_process": round(time.perf_counter() - t0, 2)}
+
+
+# Worker processes keep one detector each (mediapipe graphs are not picklable and slow to build).
+_WORKER: dict = {}
+
+
+def _init_worker(cfg: DataConfig) -> None:
+    cv2.setNumThreads(1)
+    _WORKER["detector"] = FaceDetector(cfg.detector, cfg.min_detection_confidence)
+
+
+def _run_job(job: Job, cfg: DataConfig, out_dir: Path, signature: dict) -> Outcome:
+    try:
+        entry = process_clip(job, cfg, out_dir, _WORKER["detector"])
+        entry["signature"] = signature
+        return Outcome(job.name, job.video, "processed", entry=entry)
+    except SynclipError as e:
+        return Outcome(job.name, job.video, "rejected", e.reason if e.path else str(e))
+    except Exception as e:  # a bug or an odd file must not stop the batch; the reason is kept
+        log.exception("unexpected failure on %s", job.video)
+        return Outcome(job.name, job.video, "rejected", f"unexpected error: {type(e).__name__}: {e}")
+
+
+def read_index(out_dir: Path) -> dict:
+    path = out_dir / INDEX_NAME
+    if not path.is_file():
+        return {"format": FORMAT_VERSION, "clips": {}}
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"index is unreadable: {e}", path=path, fix="run `synclip prepare --force`") from e
+    if not isinstance(index, dict) or "clips" not in index:
+        raise DataError("not a synclip index", path=path, fix="run `synclip prepare --force`")
+    return index
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def prepare(cfg: Config, *, force: bool = False, workers: int | None = None,
+            on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Process every clip under cfg.data.videos_dir; returns one Outcome per video found.
+
+    The index is rewritten after each clip so an interrupted run keeps what it finished; a re-run skips
+    clips whose files and settings are unchanged (``force`` redoes them).
+    """
+    d = cfg.data
+    out_dir = Path(d.processed_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.tmp*"):  # leftovers of an interrupted run
+        stale.unlink(missing_ok=True)
+    jobs, outcomes = find_jobs(Path(d.videos_dir), Path(d.audios_dir))
+    index = read_index(out_dir)
+    clips: dict = index["clips"]
+    todo = []
+    for job in jobs:
+        sig = source_signature(job, d)
+        old = clips.get(job.name)
+        if not force and old and old.get("signature") == sig and (out_dir / old["file"]).is_file():
+            outcomes.append(Outcome(job.name, job.video, "skipped", entry=old))
+        else:
+            todo.append((job, sig))
+    for o in outcomes:
+        if on_done:
+            on_done(o)
+    names = {j.name for j in jobs}
+    for gone in [n for n in clips if n not in names]:  # sources removed since the last run
+        del clips[gone]
+    rejects: list[Outcome] = [o for o in outcomes if o.status == "rejected"]
+
+    def record(o: Outcome) -> None:
+        outcomes.append(o)
+        if o.status == "processed":
+            clips[o.name] = o.entry
+        else:
+            clips.pop(o.name, None)
+            rejects.append(o)
+        write_json_atomic(out_dir / INDEX_NAME, {"format": FORMAT_VERSION, "clips": clips})
+        if on_done:
+            on_done(o)
+
+    workers = max(1, min(workers or d.workers, len(todo)))
+    for o in _run_all(todo, d, out_dir, workers):
+        record(o)
+    write_json_atomic(out_dir / INDEX_NAME, {"format": FORMAT_VERSION, "clips": clips})
+    (out_dir / REJECTS_NAME).write_text("".join(f"{o.video}\t{o.reason}\n" for o in rejects), encoding="utf-8")
+    return outcomes
+
+
+def _run_all(todo: list, cfg: DataConfig, out_dir: Path, workers: int) -> Iterator[Outcome]:
+    if not todo:
+        return
+    if workers == 1:
+        _init_worker(cfg)
+        for job, sig in todo:
+            yield _run_job(job, cfg, out_dir, sig)
+        return
+    ctx = multiprocessing.get_context("spawn")  # mediapipe and torch do not survive fork() well
+    pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,))
+    try:
+        futures = [pool.submit(_run_job, job, cfg, out_dir, sig) for job, sig in todo]
+        for fut in cf.as_completed(futures):
+            yield fut.result()
+    finally:  # Ctrl+C: stop the workers; their temp files are removed on the next run
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def load_clip(path: Path) -> dict[str, np.ndarray]:
+    """A processed clip's arrays (no pickles allowed)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise DataError(f"processed clip is unreadable: {e}", path=path, fix="run `synclip prepare --force`") from e
+
+
+def decode_crop(clip: dict[str, np.ndarray], i: int, size: int | None = None) -> np.ndarray | None:
+    """Frame i's face crop as (S, S, 3) uint8 RGB (resized to ``size``), or None where there was no face."""
+    a, b = clip["jpeg_offsets"][i], clip["jpeg_offsets"][i + 1]
+    if a == b:
+        return None
+    img = cv2.cvtColor(cv2.imdecode(clip["jpeg"][a:b], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    if size is not None and img.shape[0] != size:
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return img
+
