@@ -1,0 +1,260 @@
+"""Audio features for lip sync: log-mel spectrogram, MFCC, and the index maths that ties
+the 80 fps mel timeline to the 25 fps video timeline.
+
+All features are computed in torch (CPU or GPU) from 16 kHz mono float audio in [-1, 1].
+The filterbank and DCT matrices are built once in numpy and cached.
+
+Timelines:
+    video frame ``v`` covers ``[v / VIDEO_FPS, (v + 1) / VIDEO_FPS)`` seconds;
+    mel frame ``m`` is centred on ``m * HOP_SAMPLES / SAMPLE_RATE_HZ`` seconds (``center=True``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+# -- hard-coded audio parameters (the models are trained on exactly these) --
+SAMPLE_RATE_HZ = 16000
+VIDEO_FPS = 25
+N_FFT = 800
+HOP_SAMPLES = 200
+WIN_SAMPLES = 800
+N_MELS = 80
+FMIN_HZ = 55.0
+FMAX_HZ = 7600.0
+N_MFCC = 13
+SYNC_FRAMES = 5  # video frames per sync window
+MIN_DB = -100.0  # floor of log_mel, dB re power 1.0
+TOP_DB = 80.0  # dynamic range kept below the clip's peak
+
+# -- derived; never type these by hand --
+SAMPLES_PER_FRAME = SAMPLE_RATE_HZ // VIDEO_FPS  # 640 audio samples per video frame
+N_FREQS = N_FFT // 2 + 1  # 401 one-sided STFT bins
+MEL_FPS = SAMPLE_RATE_HZ / HOP_SAMPLES  # 80.0 mel frames per second
+MEL_PER_FRAME = MEL_FPS / VIDEO_FPS  # 3.2 mel frames per video frame
+MEL_WINDOW = round(SYNC_FRAMES * MEL_PER_FRAME)  # 16 mel frames per sync window
+AMIN_POWER = 10.0 ** (MIN_DB / 10.0)  # 1e-10: the power that maps to MIN_DB
+
+# Slaney mel scale: linear below 1 kHz, logarithmic above.
+_SLANEY_F_SP_HZ = 200.0 / 3  # Hz per mel on the linear part
+_SLANEY_MIN_LOG_HZ = 1000.0
+_SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_F_SP_HZ  # 15 mel
+_SLANEY_LOGSTEP = np.log(6.4) / 27.0  # log-Hz per mel on the log part
+
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / _SLANEY_F_SP_HZ
+    # np.maximum keeps log() away from 0 Hz; those entries take the linear branch anyway.
+    logarithmic = _SLANEY_MIN_LOG_MEL + np.log(np.maximum(hz, 1e-12) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOGSTEP
+    return np.where(hz >= _SLANEY_MIN_LOG_HZ, logarithmic, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    linear = mel * _SLANEY_F_SP_HZ
+    logarithmic = _SLANEY_MIN_LOG_HZ * np.exp(_SLANEY_LOGSTEP * (mel - _SLANEY_MIN_LOG_MEL))
+    return np.where(mel >= _SLANEY_MIN_LOG_MEL, logarithmic, linear)
+
+
+@functools.lru_cache(maxsize=1)
+def mel_filterbank() -> np.ndarray:
+    """Triangular mel filters, Slaney mel scale with Slaney area normalisation.
+
+    Same definition as ``librosa.filters.mel(htk=False, norm="slaney")``.
+
+    Returns:
+        float32 array (N_MELS, N_FFT // 2 + 1); row ``i`` weights the STFT power bins.
+        Cached: treat it as read-only.
+    """
+    fft_hz = np.linspace(0.0, SAMPLE_RATE_HZ / 2, N_FREQS)
+    # N_MELS + 2 edges: filter i rises from edge i, peaks at i + 1, falls to i + 2.
+    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(FMIN_HZ), _hz_to_mel(FMAX_HZ), N_MELS + 2))
+    widths_hz = np.diff(edges_hz)
+    ramps = edges_hz[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / widths_hz[:-1, None]
+    falling = ramps[2:] / widths_hz[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    # Slaney norm: each triangle has unit area in Hz, so wide high filters are not louder.
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    fb = weights.astype(np.float32)
+    fb.setflags(write=False)
+    return fb
+
+
+@functools.lru_cache(maxsize=4)
+def _dct_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """Orthonormal DCT-II, (n_out, n_in) float32, as ``scipy.fft.dct(type=2, norm="ortho")``."""
+    k = np.arange(n_out)[:, None]
+    n = np.arange(n_in)[None, :]
+    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
+    basis[0] /= np.sqrt(2.0)  # row 0 scaled by sqrt(1/N) so the transform is orthonormal
+    out = basis.astype(np.float32)
+    out.setflags(write=False)
+    return out
+
+
+def _as_audio_tensor(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+    x = torch.as_tensor(audio)
+    if x.ndim != 1:
+        raise ValueError(f"audio must be 1-D (samples,), got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError("audio is empty")
+    return x.to(torch.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _hann_window(device: torch.device) -> torch.Tensor:
+    # periodic=True is librosa's get_window("hann", fftbins=True).
+    return torch.hann_window(WIN_SAMPLES, periodic=True, dtype=torch.float64, device=device)
+
+
+def mel_power(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Power mel spectrogram: |STFT|^2 of a Hann-windowed 800-sample frame, through the filterbank.
+
+    Args:
+        audio: (samples,) float in [-1, 1] at SAMPLE_RATE_HZ; numpy array or tensor (any device).
+
+    Returns:
+        float32 tensor (M, N_MELS) on the input's device, M = num_mel_frames(samples);
+        units: power re full scale 1.0 (sum of squared STFT magnitudes, unnormalised FFT).
+    """
+    x = _as_audio_tensor(audio)
+    # The STFT runs in float64 and is cast at the end: float32 FFT rounding is ~1e-7 of the
+    # frame's energy, which is a large relative error on quiet bins next to loud ones.
+    spec = torch.stft(
+        x.to(torch.float64),
+        n_fft=N_FFT,
+        hop_length=HOP_SAMPLES,
+        win_length=WIN_SAMPLES,
+        window=_hann_window(x.device),
+        center=True,
+        # librosa >= 0.10 pads with zeros (pad_mode="constant") by default; match it so
+        # features compare like with like against librosa (reflect would change edge frames).
+        pad_mode="constant",
+        return_complex=True,
+    )  # (N_FREQS, M)
+    power = spec.real.square() + spec.imag.square()
+    # torch.tensor copies: the cached filterbank is read-only and torch refuses to alias it.
+    fb = torch.tensor(mel_filterbank(), dtype=torch.float64, device=x.device)
+    return (fb @ power).T.to(torch.float32).contiguous()
+
+
+def _power_to_db(power: torch.Tensor) -> torch.Tensor:
+    return 10.0 * torch.log10(torch.clamp(power, min=AMIN_POWER))
+
+
+def log_mel(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Log-power mel spectrogram in dB re 1.0, floored at MIN_DB.
+
+    Returns:
+        float32 tensor (M, N_MELS), values in [MIN_DB, ~+60] dB.
+    """
+    return torch.clamp(_power_to_db(mel_power(audio)), min=MIN_DB)
+
+
+def normalize_mel(db: ArrayOrTensor) -> ArrayOrTensor:
+    """Per-clip normalisation for the models: the clip's peak maps to 1, peak - TOP_DB to 0.
+
+    Args:
+        db: log-mel in dB, any shape (normally (M, N_MELS)); numpy array or tensor.
+
+    Returns:
+        same type and shape, values in [0, 1].
+    """
+    if isinstance(db, torch.Tensor):
+        rel = torch.clamp(db - db.max(), min=-TOP_DB)
+    else:
+        rel = np.maximum(db - db.max(), -TOP_DB)
+    return rel / TOP_DB + 1.0
+
+
+def mfcc(audio: np.ndarray | torch.Tensor, n_mfcc: int = N_MFCC) -> torch.Tensor:
+    """Mel-frequency cepstral coefficients, as ``librosa.feature.mfcc`` with our STFT settings.
+
+    The dB step is ``librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=TOP_DB)``: note the
+    top_db floor is relative to the loudest bin of the whole input, so the MFCCs of a slice
+    differ from the same rows of a whole-clip MFCC where the slice is quieter.
+
+    Returns:
+        float32 tensor (M, n_mfcc); row m is the orthonormal DCT-II of mel frame m in dB.
+    """
+    if not 1 <= n_mfcc <= N_MELS:
+        raise ValueError(f"n_mfcc must be in 1..{N_MELS}, got {n_mfcc}")
+    db = _power_to_db(mel_power(audio))
+    db = torch.clamp(db, min=float(db.max()) - TOP_DB)
+    dct = torch.tensor(_dct_matrix(n_mfcc, N_MELS), device=db.device)
+    return db @ dct.T
+
+
+# -- index maths: 25 fps video timeline vs 80 fps mel timeline --
+
+
+def num_mel_frames(num_samples: int) -> int:
+    """Mel frames for ``num_samples`` audio samples (center=True STFT): 1 + samples // hop."""
+    return 1 + int(num_samples) // HOP_SAMPLES
+
+
+def mel_start(frame: int) -> int:
+    """First mel index of the sync window whose first video frame is ``frame``.
+
+    Mel frame m is centred on time m / MEL_FPS s (m / 80); video frame v covers
+    [v / 25, (v + 1) / 25) s. The window starts at the mel frame nearest to v / 25 s,
+    i.e. round(v * MEL_PER_FRAME) (3.2 v never lies halfway, so rounding has no ties).
+    """
+    return int(round(frame * MEL_PER_FRAME))
+
+
+def mel_window(mel: ArrayOrTensor, frame: int) -> ArrayOrTensor:
+    """The MEL_WINDOW mel rows for the sync window starting at video frame ``frame``.
+
+    Where the window runs past either end of ``mel``, the edge row is repeated, so a clip's
+    first and last video frames still get a full-size window (the models need fixed input).
+
+    Args:
+        mel: (M, N_MELS) numpy array or tensor; M >= 1.
+
+    Returns:
+        same type, (MEL_WINDOW, N_MELS); a copy (fancy indexing), not a view.
+    """
+    num_mel = mel.shape[0]
+    if num_mel == 0:
+        raise ValueError("mel has no frames")
+    start = mel_start(frame)
+    if isinstance(mel, torch.Tensor):
+        idx = torch.arange(start, start + MEL_WINDOW, device=mel.device).clamp(0, num_mel - 1)
+    else:
+        idx = np.clip(np.arange(start, start + MEL_WINDOW), 0, num_mel - 1)
+    return mel[idx]
+
+
+def num_windows(num_frames: int, num_mel: int) -> int:
+    """How many sync windows, with first frames 0, 1, ..., fit inside both timelines.
+
+    Window f fits when f + SYNC_FRAMES <= num_frames and mel_start(f) + MEL_WINDOW <= num_mel.
+    """
+    n = max(0, num_frames - SYNC_FRAMES + 1)
+    # Upper bound from the mel side, then step down: cheap and exact despite the rounding.
+    n = min(n, int((num_mel - MEL_WINDOW) / MEL_PER_FRAME) + 2)
+    while n > 0 and mel_start(n - 1) + MEL_WINDOW > num_mel:
+        n -= 1
+    return max(n, 0)
+
+
+def frames_to_samples(num_frames: int) -> int:
+    """Audio samples spanned by ``num_frames`` video frames (640 each)."""
+    return int(num_frames) * SAMPLES_PER_FRAME
+
+
+def samples_to_frames(num_samples: int) -> int:
+    """Whole video frames covered by ``num_samples`` audio samples (floor)."""
+    return int(num_samples) // SAMPLES_PER_FRAME

@@ -1,0 +1,520 @@
+"""Reading and writing video, audio and images with PyAV (its wheel bundles FFmpeg).
+
+Everything streams: readers hold one decoded frame at a time and writers encode frames as
+they arrive, so memory does not grow with video length (audio, being small, is held whole).
+``iter_frames`` puts any source rate onto a constant-rate timeline from the video stream's
+start; ``read_audio`` starts at the audio stream's start. An offset between the two starts
+is not compensated (ordinary tools write 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import wave
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Iterable, Iterator
+
+import av
+import cv2
+import numpy as np
+
+from .audio import SAMPLE_RATE_HZ, VIDEO_FPS
+from .errors import MediaError, NoAudioError
+
+log = logging.getLogger(__name__)
+
+MAX_BAD_PACKETS = 50  # undecodable packets skipped before a file is given up as corrupt
+AAC_BITRATE_BPS = 128_000
+AUDIO_LEAD_S = 0.5  # how far audio is encoded ahead of video while muxing (keeps interleaving tight)
+_TICK_EPS = 1e-6  # tolerance (ticks, seconds) against float rounding of exact timestamps
+
+_FIX_READABLE = "check it is a complete video or audio file; re-export or re-download it if it was cut short"
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ``probe_video`` found.
+
+    width, height: pixels as displayed, i.e. after applying ``rotation`` (as iter_frames yields).
+    fps: the source's average frame rate (frames/s); iter_frames resamples it to 25 fps.
+    duration_s: the video stream's duration in seconds.
+    num_frames: frames on the 25 fps (VIDEO_FPS) timeline = floor(duration_s * 25 + 1e-6),
+        the count ``iter_frames(path)`` yields for a well-formed file (a truncated one yields fewer).
+    codec: FFmpeg decoder name, e.g. "h264", "hevc", "mpeg4".
+    rotation: display rotation in degrees counter-clockwise (PyAV's ``VideoFrame.rotation``);
+        phone videos shot upright usually say -90. 0 when the file has none.
+    """
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    num_frames: int
+    codec: str
+    has_audio: bool
+    rotation: int
+
+
+def _open_input(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.exists():
+        raise MediaError("file not found", path=path, fix="check the path and file name")
+    if path.is_dir():
+        raise MediaError("is a folder, not a media file", path=path, fix="give the path of a file")
+    if path.stat().st_size == 0:
+        raise MediaError("file is empty (0 bytes)", path=path, fix="the copy or export probably failed; make it again")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError) as e:
+        raise MediaError(f"not a readable media file ({e})", path=path, fix=_FIX_READABLE) from e
+
+
+def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise MediaError("has no video stream", path=path, fix="give a video file (mp4, mov, mkv, avi, webm)")
+    return container.streams.video[0]
+
+
+def _decoded(container: av.container.InputContainer, stream: av.stream.Stream, path: str | Path) -> Iterator:
+    """Decoded frames of one stream; damaged packets are skipped, a damaged container ends it."""
+    packets, bad = container.demux(stream), 0
+    try:
+        while bad <= MAX_BAD_PACKETS:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as e:
+                log.warning("%s: stopped reading at a damaged part (%s); keeping what was decoded", path, e)
+                return
+            try:
+                yield from packet.decode()  # the demuxer's final empty packet flushes the decoder
+            except av.error.FFmpegError as e:
+                bad += 1
+                (log.warning if bad == 1 else log.debug)("%s: skipped a damaged packet (%s)", path, e)
+        log.warning("%s: more than %d damaged packets; stopping here", path, MAX_BAD_PACKETS)
+    finally:
+        if bad > 1:
+            log.warning("%s: skipped %d damaged packets in all", path, bad)
+
+
+def _frame_rate(stream: av.video.stream.VideoStream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else float(VIDEO_FPS)  # no rate: any sane guess at a frame's length
+
+
+def _start_s(stream: av.stream.Stream) -> float | None:
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else None
+
+
+def _declared_duration_s(container: av.container.InputContainer, stream: av.stream.Stream) -> float | None:
+    """Video duration from the headers, or None where they do not give it (e.g. mkv, webm)."""
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    # The container's duration spans all streams (audio often runs longer), so it only
+    # stands for the video when the video is the only stream.
+    if container.duration and len(container.streams) == 1:
+        return container.duration / av.time_base
+    return None
+
+
+def _scanned_duration_s(path: Path, step_s: float) -> float:
+    """Video duration from packet timestamps: demuxing only, no decoding, so it is cheap."""
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        first, end = _start_s(stream), None
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is not None:
+                    t = float(packet.pts * stream.time_base)
+                    first = t if first is None else first
+                    dur = float(packet.duration * stream.time_base) if packet.duration else step_s
+                    end = t + dur if end is None else max(end, t + dur)
+        except av.error.FFmpegError as e:  # damaged: the duration up to the damage will do
+            log.warning("%s: stopped scanning at a damaged part (%s)", path, e)
+    return 0.0 if end is None else end - first
+
+
+def _num_ticks(duration_s: float, fps: float) -> int:
+    """Ticks k whose interval [k/fps, (k+1)/fps) ends within duration_s."""
+    return max(0, math.floor(duration_s * fps + _TICK_EPS))
+
+
+def _rgb(frame: av.VideoFrame, size: tuple[int, int] | None, quarters: int) -> np.ndarray:
+    if size is None:
+        out = frame.to_ndarray(format="rgb24")
+    else:
+        width, height = size
+        if quarters % 2:  # the stored picture is the displayed one transposed
+            width, height = height, width
+        # swscale resizes and converts colour in one pass: far cheaper than cv2 on full-size RGB.
+        out = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+    if quarters:
+        out = np.ascontiguousarray(np.rot90(out, k=quarters))
+    return out
+
+
+def _quarters(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that make the frame display upright."""
+    return round((frame.rotation or 0) / 90) % 4
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Size, rate, duration, codec, audio presence and rotation of a video file.
+
+    Decodes the first frame, to prove the stream decodes and to read its rotation.
+
+    Raises:
+        MediaError: missing, empty, unreadable file, no video stream, or no decodable frame.
+    """
+    path = Path(path)
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        frames = _decoded(container, stream, path)
+        first = next(frames, None)
+        frames.close()
+        if first is None:
+            raise MediaError("no video frames could be decoded", path=path, fix=_FIX_READABLE)
+        quarters = _quarters(first)
+        rotation = int(first.rotation or 0) if quarters else 0
+        fps = _frame_rate(stream)
+        duration = _declared_duration_s(container, stream)
+        width, height = first.width, first.height
+        codec = stream.codec_context.name
+        has_audio = bool(container.streams.audio)
+    if duration is None:
+        duration = _scanned_duration_s(path, 1.0 / fps)
+    if quarters % 2:
+        width, height = height, width
+    return VideoInfo(path=path, width=width, height=height, fps=fps, duration_s=duration,
+                     num_frames=_num_ticks(duration, VIDEO_FPS), codec=codec, has_audio=has_audio, rotation=rotation)
+
+
+def iter_frames(path: str | Path, fps: float = float(VIDEO_FPS), size: tuple[int, int] | None = None
+                ) -> Iterator[np.ndarray]:
+    """Frames of a video on a constant ``fps`` timeline, upright (display rotation applied).
+
+    Tick k (time k / fps s after the stream start) gets the source frame shown at that time:
+    the last one whose timestamp is <= k / fps. So a 25 fps source yields every frame once and
+    a 30 fps source drops every sixth. Yields floor(duration * fps + 1e-6) frames (as
+    ``VideoInfo.num_frames`` at 25 fps) for a well-formed file; after damage, it logs a warning
+    and yields what could be decoded. The file is opened, and errors raised, on the call.
+
+    Args:
+        size: (width, height) to resize to, in display orientation; None keeps the source size.
+
+    Yields:
+        (H, W, 3) uint8 RGB arrays; each is a new array the caller may modify.
+
+    Raises:
+        MediaError: missing, empty or unreadable file, or no video stream.
+    """
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if size is not None and (len(size) != 2 or min(size) <= 0):
+        raise ValueError(f"size must be (width, height) with positive values, got {size}")
+    path = Path(path)
+    container = _open_input(path)
+    try:
+        stream = _video_stream(container, path)
+        step = 1.0 / _frame_rate(stream)
+        duration = _declared_duration_s(container, stream)
+        duration = _scanned_duration_s(path, step) if duration is None else duration
+    except BaseException:
+        container.close()
+        raise
+    return _frame_ticks(container, stream, path, float(fps), size, _num_ticks(duration, fps))
+
+
+def _frame_ticks(container, stream, path: Path, fps: float, size: tuple[int, int] | None, n_ticks: int
+                 ) -> Iterator[np.ndarray]:
+    try:
+        stream.thread_type = "AUTO"  # frame + slice threads: several times faster for HD
+        step = 1.0 / _frame_rate(stream)
+        origin = _start_s(stream)
+        k = 0
+        held = held_rgb = None  # the source frame on screen, and its RGB once converted
+        held_t = end_t = 0.0
+        quarters = 0
+
+        def emit() -> np.ndarray:
+            nonlocal held_rgb
+            if held_rgb is None:
+                held_rgb = _rgb(held, size, quarters)
+                return held_rgb
+            return held_rgb.copy()  # repeats get their own array: callers may draw on frames
+
+        for frame in _decoded(container, stream, path):
+            t = frame.time if frame.time is not None else held_t + step
+            if held is None:
+                quarters = _quarters(frame)
+                origin = t if origin is None else origin
+            else:
+                # Every tick before this frame's time still shows the held frame.
+                while k < n_ticks and k / fps < t - origin - _TICK_EPS:
+                    yield emit()
+                    k += 1
+            held, held_rgb, held_t = frame, None, t
+            duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else step
+            end_t = t - origin + duration
+            if k >= n_ticks:
+                return
+        if held is None:
+            raise MediaError("no video frames could be decoded", path=path, fix=_FIX_READABLE)
+        # Allow one source frame of slack: headers may round the duration up a little.
+        while k < n_ticks and k / fps < end_t + step:
+            yield emit()
+            k += 1
+        if k < n_ticks:
+            log.warning("%s: video ended after %d of %d frames (file damaged or cut short)", path, k, n_ticks)
+    finally:
+        container.close()
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB (grey is expanded, alpha dropped, EXIF orientation applied)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError("file not found", path=path, fix="check the path and file name")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise MediaError("not a readable image", path=path, fix="give a jpg, png, bmp or webp image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Mono audio from an audio file or a video's audio track, resampled to ``sample_rate`` Hz.
+
+    FFmpeg drops AAC/MP3 priming samples where the file records them, but an AAC track can
+    still end with up to 1023 samples of encoder padding: trim to the length you expect.
+
+    Returns:
+        (samples,) float32 in [-1, 1]; channels are averaged.
+
+    Raises:
+        NoAudioError: the file has no audio stream.
+        MediaError: missing, empty, unreadable file, or nothing decodable in the audio stream.
+    """
+    path = Path(path)
+    fix = "give an audio file with --audio or put one in data/audios/ with the same name"
+    chunks: list[np.ndarray] = []
+    with _open_input(path) as container:
+        if not container.streams.audio:
+            raise NoAudioError("has no audio track", path=path, fix=fix)
+        resampler, source = None, None
+        for frame in _decoded(container, container.streams.audio[0], path):
+            # A resampler is fixed to its first frame's rate and layout, and spliced files
+            # (mp3s above all) can change them mid-stream: drain it and start a new one.
+            if (frame.sample_rate, frame.layout.name, frame.format.name) != source:
+                if resampler is not None:
+                    chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+                # swresample's stereo->mono sums at -3 dB each (a full-scale tone comes out at
+                # 1.41); rematrix_maxval=1 scales the mix to a plain average, so nothing clips.
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate,
+                                              options={"rematrix_maxval": "1.0"})
+                source = (frame.sample_rate, frame.layout.name, frame.format.name)
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        if resampler is not None:
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]  # the tail
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if audio.size == 0:
+        raise MediaError("no audio samples could be decoded", path=path, fix=_FIX_READABLE)
+    # Lossy decoders overshoot full scale slightly on clipped sources.
+    return np.clip(audio, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def _output(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.parent.is_dir():
+        folder = path.parent
+        raise MediaError(f"output folder {folder} does not exist", path=path, fix=f"create it first: mkdir -p {folder}")
+    return path
+
+
+def _tmp_path(path: Path, suffix: str) -> Path:
+    # Hidden and in the same folder, so os.replace is an atomic rename on one filesystem.
+    return path.parent / f".{path.stem}{suffix}"
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"audio must be mono, 1-D (samples,), got shape {x.shape}")
+    return np.clip(x, -1.0, 1.0)
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE_HZ) -> None:
+    """Write mono float audio in [-1, 1] as 16-bit PCM wav, atomically (temp file + rename)."""
+    path = _output(path)
+    pcm = np.round(_mono(audio) * 32767.0).astype("<i2")  # 32767 so +1.0 cannot overflow
+    tmp = _tmp_path(path, ".tmp.wav")
+    try:
+        with wave.open(str(tmp), "wb") as out:
+            out.setparams((1, 2, int(sample_rate), pcm.size, "NONE", "not compressed"))  # mono, 16-bit
+            out.writeframes(pcm.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class VideoWriter:
+    """H.264 (yuv420p, libx264) mp4 writer with optional AAC audio; a context manager.
+
+    Design: frames are encoded as they come into a hidden video-only ``.<stem>.video.tmp.mp4``
+    beside ``path``; ``close(audio)`` remuxes those packets (no re-encode) with the audio
+    encoded as AAC (mono, 128 kb/s) into ``.<stem>.tmp.mp4`` and renames it onto ``path``.
+    So audio need only be known at the end, memory stays flat, and ``path`` only ever holds
+    a complete file. If the ``with`` block raises, the temp files are deleted.
+
+    Odd sizes are padded to even (yuv420p needs it) by repeating the last column/row;
+    ``encoded_size`` is what gets written. The container is mp4 whatever the suffix.
+    AAC pads up to 1023 samples at the end: readers should trim to the length they expect.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float = VIDEO_FPS, crf: int = 18,
+                 preset: str = "veryfast"):
+        self.path = _output(path)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"width and height must be positive, got {width}x{height}")
+        self.width, self.height = int(width), int(height)
+        self.encoded_size = (self.width + self.width % 2, self.height + self.height % 2)
+        self.fps = Fraction(fps).limit_denominator(100_000)
+        self.frames_written = 0
+        self._video_tmp = _tmp_path(self.path, ".video.tmp.mp4")
+        self._final_tmp = _tmp_path(self.path, ".tmp.mp4")
+        self._closed = False
+        try:
+            self._container = av.open(str(self._video_tmp), "w", format="mp4")
+            self._stream = self._container.add_stream("libx264", rate=self.fps)
+            self._stream.width, self._stream.height = self.encoded_size
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": str(crf), "preset": preset}
+        except (av.error.FFmpegError, OSError) as e:
+            self._abort()
+            raise MediaError(f"cannot start writing video ({e})", path=self.path, fix="check write permission") from e
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self._abort()
+        elif not self._closed:
+            self.close()
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one (height, width, 3) uint8 RGB frame."""
+        if self._closed:
+            raise ValueError("write() after close()")
+        frame = np.asarray(frame)
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {frame.shape} {frame.dtype}")
+        pad_w, pad_h = self.encoded_size[0] - self.width, self.encoded_size[1] - self.height
+        if pad_w or pad_h:
+            frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf.pts = self.frames_written  # codec time base is 1/fps
+        try:
+            for packet in self._stream.encode(vf):
+                self._container.mux(packet)
+        except (av.error.FFmpegError, OSError) as e:
+            raise MediaError(f"writing video failed ({e})", path=self.path, fix="check free disk space") from e
+        self.frames_written += 1
+
+    def close(self, audio: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE_HZ) -> None:
+        """Finish the file; mux ``audio`` ((samples,) float in [-1, 1], mono) as AAC if given.
+
+        Raises:
+            ValueError: no frame was written (the temp files are removed).
+            MediaError: encoding or writing failed (the temp files are removed).
+        """
+        if self._closed:
+            return
+        try:
+            audio = None if audio is None else _mono(audio)
+            if self.frames_written == 0:
+                raise ValueError("no frames were written")
+            for packet in self._stream.encode(None):  # drain the encoder's lookahead
+                self._container.mux(packet)
+            self._container.close()
+            if audio is None:
+                os.replace(self._video_tmp, self.path)
+            else:
+                self._remux_with_audio(audio, int(sample_rate))
+                os.replace(self._final_tmp, self.path)
+                self._video_tmp.unlink(missing_ok=True)
+            self._closed = True
+        except (av.error.FFmpegError, OSError) as e:
+            self._abort()
+            raise MediaError(f"writing video failed ({e})", path=self.path, fix="check free disk space") from e
+        except BaseException:
+            self._abort()
+            raise
+
+    def _remux_with_audio(self, audio: np.ndarray, sample_rate: int) -> None:
+        with av.open(str(self._video_tmp)) as src, av.open(
+            str(self._final_tmp), "w", format="mp4", options={"movflags": "+faststart"}
+        ) as out:
+            src_video = src.streams.video[0]
+            out_video = out.add_stream_from_template(src_video)
+            out_audio = out.add_stream("aac", rate=sample_rate, layout="mono")
+            out_audio.bit_rate = AAC_BITRATE_BPS
+            chunk = sample_rate  # 1 s per AudioFrame; PyAV re-cuts them to AAC's 1024 samples
+            done = 0
+
+            def encode_audio_until(sample: int) -> None:
+                nonlocal done
+                while done < min(sample, audio.size):
+                    piece = audio[done : done + chunk]
+                    af = av.AudioFrame.from_ndarray(piece[None, :], format="flt", layout="mono")
+                    af.sample_rate, af.pts, af.time_base = sample_rate, done, Fraction(1, sample_rate)
+                    for packet in out_audio.encode(af):
+                        out.mux(packet)
+                    done += piece.size
+
+            for packet in src.demux(src_video):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                # Keep audio slightly ahead of video so the muxer need not buffer either.
+                t = float(packet.dts * src_video.time_base) + AUDIO_LEAD_S
+                encode_audio_until(int(t * sample_rate))
+                packet.stream = out_video
+                out.mux(packet)
+            encode_audio_until(audio.size)
+            for packet in out_audio.encode(None):
+                out.mux(packet)
+
+    def _abort(self) -> None:
+        self._closed = True
+        with contextlib.suppress(Exception):  # already failing; the temp files go below anyway
+            self._container.close()
+        self._video_tmp.unlink(missing_ok=True)
+        self._final_tmp.unlink(missing_ok=True)
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], audio: np.ndarray | None = None,
+                fps: float = VIDEO_FPS, sample_rate: int = SAMPLE_RATE_HZ, crf: int = 18) -> int:
+    """Write (H, W, 3) uint8 RGB frames (size taken from the first) and optional mono audio to an mp4.
+
+    Returns:
+        the number of frames written.
+    """
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError("no frames to write")
+    height, width = np.asarray(first).shape[:2]
+    with VideoWriter(path, width, height, fps=fps, crf=crf) as writer:
+        writer.write(first)
+        for frame in frames:
+            writer.write(frame)
+        writer.close(audio=audio, sample_rate=sample_rate)
+        return writer.frames_written
