@@ -51,6 +51,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, report=print, progress=not args.quiet, quick=args.quick, generator=not args.no_generator)
+    return 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -126,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_prepare)
 
     _add_model_commands(sub, common)
+
+    s = sub.add_parser("demo", parents=[common], help="the whole job on built-in synthetic data")
+    s.add_argument("--out", default="demo", help="folder for everything the demo makes")
+    s.add_argument("--quick", action="store_true", help="tiny schedules: checks the plumbing, learns little")
+    s.add_argument("--no-generator", action="store_true", help="stop after scoring")
+    s.set_defaults(func=cmd_demo)
     return p
 
 
@@ -152,6 +165,21 @@ def _add_model_commands(sub, common) -> None:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_fix_offset)
 
+    s = sub.add_parser("dub", parents=[common, ck], help="make a video's or a photo's face say new audio")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", help="the face video to dub")
+    src.add_argument("--image", help="a photo of the face to animate")
+    s.add_argument("--audio", required=True, help="the new speech (wav, mp3, m4a, flac, or a video's track)")
+    s.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
+    s.add_argument("--pads", type=int, nargs=4, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                   help="pixels added to the face box (default 0 10 0 0: include the chin)")
+    s.add_argument("--resize-factor", type=int, default=1, help="shrink the video by this factor first")
+    s.add_argument("--nosmooth", action="store_true", help="do not smooth the face box over time")
+    s.add_argument("--static", action="store_true", help="use only the first frame of the video")
+    s.add_argument("--box", type=int, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="fixed face box; no detection")
+    s.add_argument("--allow-silence", action="store_true", help="dub a silent track (mouth stays closed)")
+    s.set_defaults(func=cmd_dub)
+
     s = sub.add_parser("batch", parents=[common, ck], help="score or fix many videos; CSV + JSON report")
     s.add_argument("inputs", nargs="+", help="a folder of videos, or VIDEO[:AUDIO] items")
     s.add_argument("--mode", choices=["score", "shift", "generate"], default="score")
@@ -161,6 +189,35 @@ def _add_model_commands(sub, common) -> None:
 
 def _checkpoint(args: argparse.Namespace, cfg: Config) -> str:
     return args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "best_model.pth")
+
+
+def cmd_dub(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .dub import DubOptions, dub_video
+    from .infer import LipSyncInference
+
+    cfg = _config(args)
+    path = args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "generator" / "best_model.pth")
+    model = LipSyncInference(path, device=args.device, detector=cfg.data.detector)
+    if model.generator is None:
+        from .errors import CheckpointError
+
+        raise CheckpointError("this is a sync expert checkpoint; dubbing needs a generator", path=path,
+                              fix="train one with `synclip train --stage generator` and pass its best_model.pth")
+    opts = DubOptions(pads=tuple(args.pads), resize_factor=max(1, args.resize_factor), smooth=not args.nosmooth,
+                      static=args.static, box=tuple(args.box) if args.box else None,
+                      allow_silence=args.allow_silence)
+    bar = tqdm(desc="dub", unit="frame", disable=args.quiet)
+
+    def on_progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    ok, msg = dub_video(model, args.video or args.image, args.audio, Path(args.out), opts, progress=on_progress)
+    bar.close()
+    print(msg)
+    return 0 if ok else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:

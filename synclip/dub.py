@@ -1,0 +1,194 @@
+"""Dubbing: make the face in a video (or a photo) say new audio with the generator, streamed frame by frame.
+
+The output lasts as long as the audio: a shorter video plays forward then backward, a longer one is cut.
+Frames without a face pass through untouched. The generated crop replaces only the lower face, through a
+feathered mask, colour-matched to the original crop, from a smoothed box.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from . import audio as A
+from . import media
+from .checkpoint import load_state
+from .errors import MediaError, NoFaceError
+from .face import crop, lower_face_mask, paste, square_boxes
+from .models.generator import Generator, GeneratorDims, mask_lower_half
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+JPEG_CACHE_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class DubOptions:
+    """The knobs Wav2Lip users rely on."""
+
+    pads: tuple[int, int, int, int] = (0, 10, 0, 0)  # px added to the face box: top, bottom, left, right
+    resize_factor: int = 1  # shrink the video by this factor first (faster; output is smaller)
+    smooth: bool = True  # smooth the face box over 5 frames (off: --nosmooth)
+    static: bool = False  # use only the first frame (a photo, or a video as a still)
+    box: tuple[int, int, int, int] | None = None  # fixed face box x0 y0 x1 y1: skip detection
+    batch_frames: int = 32
+    allow_silence: bool = False  # dub a silent track (the mouth should stay closed) instead of refusing
+
+
+def load_generator(data: dict, device: torch.device) -> tuple[Generator, dict]:
+    """A generator checkpoint -> (model in eval mode, the expert's checkpoint-like dict it carries)."""
+    model = Generator(GeneratorDims(**data["dims"])).to(device).eval()
+    load_state(model, data["state_dict"], data.get("_path", "checkpoint"))
+    return model, dict(data["extra"]["expert"], kind="sync", config=data.get("config", {}))
+
+
+def pingpong(t: int, n: int) -> int:
+    """Source frame for output frame t of a video with n frames: forward, then backward, and so on."""
+    if n <= 1:
+        return 0
+    period = 2 * n - 2
+    k = t % period
+    return k if k < n else period - k
+
+
+class FrameSource:
+    """Frames of the video (or photo) in output order, with the face square (cx, cy, side) or NaN for each."""
+
+    def __init__(self, inf, path: Path, opts: DubOptions):
+        self.path, self.opts = path, opts
+        self.is_image = path.suffix.lower() in IMAGE_EXTS
+        if self.is_image:
+            self.still = self._resize(media.read_image(path))
+            self.n = 1
+        else:
+            info = media.probe_video(path)
+            self.n = info.num_frames
+            if opts.static:
+                self.still = self._resize(next(media.iter_frames(path)))
+                self.n = 1
+        self.squares = self._squares(inf)
+
+    def _resize(self, frame: np.ndarray) -> np.ndarray:
+        f = self.opts.resize_factor
+        if f <= 1:
+            return frame
+        h, w = frame.shape[:2]
+        return cv2.resize(frame, (w // f // 2 * 2, h // f // 2 * 2), interpolation=cv2.INTER_AREA)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        if self.n == 1 and hasattr(self, "still"):
+            return iter([self.still])
+        return (self._resize(f) for f in media.iter_frames(self.path))
+
+    def _squares(self, inf) -> np.ndarray:
+        top, bottom, left, right = self.opts.pads
+        if self.opts.box is not None:
+            boxes = np.tile(np.asarray(self.opts.box, dtype=np.float64) / self.opts.resize_factor, (self.n, 1))
+            kps = None
+        else:
+            from .face import FaceTracker
+            from .prepare import subject_squares
+
+            tracker = FaceTracker(self.n)
+            for i, frame in enumerate(self.frames()):
+                tracker.update(i, inf.detector.detect(frame))
+            tracks = tracker.finish(self.n)
+            if not tracks:
+                raise NoFaceError("no face found", path=self.path,
+                                  fix="use footage or a photo with a visible frontal face, or give --box")
+            cfg = inf.data_cfg if self.opts.smooth else type(inf.data_cfg)(**{**inf.data_cfg.__dict__,
+                                                                              "smooth_frames": 1})
+            boxes, kps, _ = subject_squares(tracks[0], cfg)
+        boxes = boxes + np.array([-left, -top, right, bottom], dtype=np.float64)
+        return square_boxes(boxes, inf.data_cfg.face_pad, kps)
+
+    def ordered(self, total: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(frame, square) for output frames 0..total-1. Forward-only when the video is long enough; else the
+        frames are kept JPEG-compressed (memory grows with the video, never with the audio)."""
+        if self.n == 1:
+            frame = next(self.frames())
+            for _ in range(total):
+                yield frame, self.squares[0]
+            return
+        cache: list[bytes] = []
+        need_cache = total > self.n
+        for i, frame in enumerate(self.frames()):
+            if i >= min(total, self.n):
+                break
+            if need_cache:
+                cache.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_CACHE_QUALITY])[1].tobytes())
+            yield frame, self.squares[i]
+        n = len(cache)
+        for t in range(n, total if need_cache else 0):
+            src = pingpong(t, n)
+            yield cv2.imdecode(np.frombuffer(cache[src], np.uint8), cv2.IMREAD_COLOR), self.squares[src]
+
+
+def colour_match(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Shift the generated crop's per-channel mean onto the original's inside the mask (both (S, S, 3) uint8)."""
+    w = mask[..., None]
+    total = max(float(w.sum()), 1e-6)
+    diff = ((original.astype(np.float32) - generated.astype(np.float32)) * w).sum((0, 1)) / total
+    return np.clip(generated.astype(np.float32) + diff, 0, 255).astype(np.uint8)
+
+
+@torch.no_grad()
+def dub_video(inf, source: str | Path, audio_path: str | Path, output: Path, opts: DubOptions = DubOptions(),
+              progress: Callable[[int, int], None] | None = None) -> tuple[bool, str]:
+    """Write ``output`` (H.264 + AAC mp4): ``source`` (video or photo) lip-synced to ``audio_path``."""
+    from .infer import audio_features_for
+
+    source, audio_path = Path(source), Path(audio_path)
+    if not output.parent.is_dir():
+        raise MediaError("output folder does not exist", path=output.parent, fix="create it first")
+    wav = media.read_audio(audio_path)
+    if len(wav) < A.SAMPLES_PER_FRAME:
+        raise MediaError("the audio is shorter than one video frame (40 ms)", path=audio_path,
+                         fix="give an audio file with speech in it")
+    if np.abs(wav).max() < 1e-4 and not opts.allow_silence:
+        raise MediaError("the audio has no sound (all silence)", path=audio_path,
+                         fix="give an audio file with speech, or allow silence (--allow-silence)")
+    total = math.ceil(len(wav) / A.SAMPLES_PER_FRAME)
+    wav = np.pad(wav, (0, total * A.SAMPLES_PER_FRAME - len(wav)))
+    feats = audio_features_for(wav, inf.audio_feature)
+    src = FrameSource(inf, source, opts)
+    gen, size = inf.generator, inf.generator.dims.input_size
+    mask = lower_face_mask(size)
+    first = next(src.frames())
+    h, w = first.shape[:2]
+    with media.VideoWriter(output, w, h) as writer:
+        batch: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+        def flush() -> None:
+            todo = [(t, f, sq) for t, f, sq in batch if not np.isnan(sq[0])]
+            out = {}
+            if todo:
+                crops = np.stack([crop(f, sq, size) for _, f, sq in todo])
+                x = torch.from_numpy(crops).to(inf.device).permute(0, 3, 1, 2).float() / 255.0
+                inp = torch.cat([mask_lower_half(x), x], 1)
+                rows = torch.round(torch.tensor([t - A.SYNC_FRAMES // 2 for t, _, _ in todo]) * A.MEL_PER_FRAME)
+                idx = (rows.long()[:, None] + torch.arange(A.MEL_WINDOW)).clamp(0, len(feats) - 1)
+                fake = gen(inp, feats[idx].to(inf.device))
+                fake = (fake.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+                for (t, f, sq), g, c in zip(todo, fake, crops):
+                    out[t] = paste(f, colour_match(g, c, mask), sq, mask)
+            for t, f, _ in batch:
+                frame = out.get(t, f)
+                writer.write(frame)
+            if progress:
+                progress(batch[-1][0] + 1, total)
+            batch.clear()
+
+        for t, (frame, sq) in enumerate(src.ordered(total)):
+            batch.append((t, frame, sq))
+            if len(batch) >= opts.batch_frames:
+                flush()
+        if batch:
+            flush()
+        writer.close(wav)
+    return True, f"dubbed {total} frames ({total / A.VIDEO_FPS:.1f} s) -> {output}"

@@ -1,0 +1,162 @@
+"""Training stage for the generator: L1 + the frozen expert's sync loss (+ optional adversarial loss)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import audio as A
+from .checkpoint import load_checkpoint, load_state
+from .config import Config
+from .datasets import ChunkSampler, Clip, augment, split_part, window_feats
+from .errors import CheckpointError, ConfigError
+from .infer import load_expert
+from .metrics import psnr, ssim
+from .models.generator import Discriminator, Generator, GeneratorDims, mask_lower_half
+from .sync_stage import autocast
+
+EVAL_BATCHES = 6
+
+
+def generator_dims(cfg: Config) -> GeneratorDims:
+    m = cfg.model
+    return GeneratorDims(m.input_size, m.base_channels, A.N_MELS if m.audio_feature == "mel" else A.N_MFCC)
+
+
+def frame_audio(feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """The audio window centred on each frame: frames (N,) -> (N, M, F) (window of frames v-2 .. v+2)."""
+    return torch.stack([window_feats(feats, int(v) - A.SYNC_FRAMES // 2, 1)[0] for v in frames])
+
+
+class GeneratorStage:
+    kind = "generator"
+    best_key = "l1"
+    chance_key = "l1"
+    chance_level = 0.25  # L1 of a mid-grey guess on face crops; a generator that learns drops far below
+
+    def __init__(self, cfg: Config, clips: dict[str, Clip], split: dict, device: torch.device):
+        self.cfg = cfg
+        self.device = device
+        self.parts = {p: split_part(clips, split, p) for p in ("train", "val", "test")}
+        self.sampler = ChunkSampler(self.parts["train"], A.SYNC_FRAMES, seed=cfg.training.seed)
+        expert_path = Path(cfg.paths.checkpoints_dir) / "best_model.pth"
+        expert_data = load_checkpoint(expert_path, kind="sync")
+        if expert_data["dims"]["input_size"] != cfg.model.input_size:
+            raise ConfigError(f"the sync expert at {expert_path} was trained at input size "
+                              f"{expert_data['dims']['input_size']}, not model.input_size={cfg.model.input_size}",
+                              fix="train the expert at the same size first (synclip train --stage sync)")
+        expert_data["_path"] = expert_path
+        self.expert_data = expert_data
+        self.expert = load_expert(expert_data, device)
+        for p in self.expert.parameters():
+            p.requires_grad_(False)
+        torch.manual_seed(cfg.training.seed)
+        self.model = Generator(generator_dims(cfg)).to(device)
+        if cfg.training.init_checkpoint:
+            init = load_checkpoint(cfg.training.init_checkpoint, kind="generator")
+            if init["dims"] != self.model.dims.to_dict():
+                raise CheckpointError("its generator has other dimensions than this config",
+                                      path=cfg.training.init_checkpoint, fix="use the same model.* settings")
+            load_state(self.model, init["state_dict"], cfg.training.init_checkpoint)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.training.learning_rate)
+        self.disc = None
+        if cfg.training.adversarial_weight > 0:
+            self.disc = Discriminator(cfg.model.input_size, cfg.model.base_channels).to(device)
+            self.disc_opt = torch.optim.AdamW(self.disc.parameters(), lr=cfg.training.learning_rate)
+        self.gen = torch.Generator().manual_seed(cfg.training.seed)
+        self.rng = np.random.default_rng(cfg.training.seed + 1)
+
+    def dims(self) -> dict:
+        return self.model.dims.to_dict()
+
+    def extra_state(self) -> dict:
+        # The expert travels inside the generator checkpoint so one file can dub and score.
+        return {"expert": {"dims": self.expert_data["dims"], "state_dict": self.expert_data["state_dict"]}}
+
+    def batch(self, sampler: ChunkSampler, size: int, rng: np.random.Generator, train: bool):
+        """-> target (B, 5, 3, S, S), reference (B, 5, 3, S, S), frame audio (B, 5, M, F), window audio."""
+        x, win_feats, ids, starts = sampler.sample(size)
+        refs, frame_feats = [], []
+        for i, s in zip(ids.tolist(), starts.tolist()):
+            clip = sampler.clips[i]
+            ok = np.flatnonzero(clip.present.numpy())
+            far = ok[np.abs(ok - s) >= 2 * A.SYNC_FRAMES]  # a reference from another moment: no mouth to copy
+            r = rng.choice(far if len(far) else ok, size=A.SYNC_FRAMES)
+            refs.append(clip.crops[torch.as_tensor(r)])
+            frame_feats.append(frame_audio(clip.feats, torch.arange(s, s + A.SYNC_FRAMES)))
+        ref = torch.stack(refs).permute(0, 1, 4, 2, 3).float() / 255.0
+        if train:  # the same jitter for target and reference keeps them one person in one light
+            both = augment(torch.cat([x, ref], 1), self.gen)
+            x, ref = both[:, :A.SYNC_FRAMES], both[:, A.SYNC_FRAMES:]
+        return x, ref, torch.stack(frame_feats), win_feats
+
+    def generate(self, x: torch.Tensor, ref: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        inp = torch.cat([mask_lower_half(x), ref], 2).flatten(0, 1)
+        return self.model(inp, feats.flatten(0, 1)).view_as(x)
+
+    def sync_term(self, fake: torch.Tensor, win_feats: torch.Tensor) -> torch.Tensor:
+        face = self.expert.face_embed(fake)  # (B, 1, D)
+        aud = self.expert.audio_embed(win_feats)  # (B, 1, D)
+        logit = self.expert.logits(face, aud)
+        return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+
+    def train_step(self) -> dict[str, float]:
+        t = self.cfg.training
+        x, ref, feats, win = (v.to(self.device) for v in self.batch(self.sampler, t.batch_size, self.rng, True))
+        with autocast(self.device, t.mixed_precision):
+            fake = self.generate(x, ref, feats)
+            l1 = (fake - x).abs().mean()
+            sync = self.sync_term(fake, win)
+            loss = l1 + t.sync_loss_weight * sync
+            stats = {"l1": float(l1.detach()), "sync": float(sync.detach())}
+            if self.disc is not None:
+                judged = self.disc(fake.flatten(0, 1))
+                adv = F.binary_cross_entropy_with_logits(judged, torch.ones_like(judged))
+                loss = loss + t.adversarial_weight * adv
+                stats["adv"] = float(adv.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.disc is not None:
+            real_l, fake_l = self.disc(x.flatten(0, 1)), self.disc(fake.detach().flatten(0, 1))
+            d_loss = (F.binary_cross_entropy_with_logits(real_l, torch.ones_like(real_l))
+                      + F.binary_cross_entropy_with_logits(fake_l, torch.zeros_like(fake_l))) / 2
+            self.disc_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.disc_opt.step()
+            stats["disc"] = float(d_loss)
+        return {"loss": float(loss.detach()), **stats}
+
+    @torch.no_grad()
+    def evaluate(self, part: str) -> dict[str, float]:
+        self.model.eval()
+        sampler = ChunkSampler(self.parts[part], A.SYNC_FRAMES, seed=4321)
+        rng = np.random.default_rng(4321)
+        sums: dict[str, float] = {}
+        for _ in range(EVAL_BATCHES):
+            x, ref, feats, win = (v.to(self.device) for v in self.batch(sampler, self.cfg.training.batch_size,
+                                                                         rng, False))
+            fake = self.generate(x, ref, feats)
+            flat_f, flat_x = fake.flatten(0, 1).float(), x.flatten(0, 1)
+            half = x.shape[-2] // 2
+            p_fake = torch.sigmoid(self.expert.logits(self.expert.face_embed(fake), self.expert.audio_embed(win)))
+            p_real = torch.sigmoid(self.expert.logits(self.expert.face_embed(x), self.expert.audio_embed(win)))
+            stats = {"l1": float((fake - x).abs().mean()), "ssim": float(ssim(flat_f, flat_x).mean()),
+                     "psnr": float(psnr(flat_f, flat_x).mean()),
+                     "ssim_lower": float(ssim(flat_f[..., half:, :], flat_x[..., half:, :]).mean()),
+                     "sync_prob_generated": float(p_fake.mean()), "sync_prob_real": float(p_real.mean())}
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v / EVAL_BATCHES
+        self._last_eval = (x[:4, A.SYNC_FRAMES // 2], ref[:4, A.SYNC_FRAMES // 2], fake[:4, A.SYNC_FRAMES // 2])
+        self.model.train()
+        return sums
+
+    def log_extras(self, writer, step: int, part: str) -> None:
+        """Image grid: ground truth | masked input | reference | generated, one row per sample."""
+        x, ref, fake = self._last_eval
+        rows = torch.cat([x, mask_lower_half(x), ref, fake.float()], dim=3)  # (N, 3, S, 4S)
+        writer.add_image(f"{part}/gt_masked_ref_generated", torch.cat(list(rows), dim=1).clamp(0, 1), step)

@@ -1,0 +1,291 @@
+"""LipSyncInference: score a video's lip sync, find and fix its audio offset, dub it, in batches.
+
+Pure functions do the work (``track_faces``, ``face_window_embeddings``, ``score_tracks``); the class holds the
+loaded models and a face detector. Offsets follow syncnet_python's sign: +K frames (40 ms each) means the
+audio leads the video; ``sync_video_audio(mode="shift")`` delays such audio by K frames.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from . import audio as A
+from . import media
+from .checkpoint import load_checkpoint, load_state
+from .config import DataConfig
+from .errors import CheckpointError, MediaError, NoFaceError, SynclipError
+from .face import FaceDetector, Track, crop
+from .models.syncnet import SyncDims, SyncExpert
+from .prepare import detect_tracks, subject_squares
+from .sync import OffsetResult, audio_embeddings, offset_curve, window_valid
+
+log = logging.getLogger(__name__)
+
+MIN_TRACK_COVERAGE = 0.2  # tracks seen on fewer frames are passers-by, not candidates for the speaker
+FEATURE_BATCH_FRAMES = 64
+
+
+@dataclass
+class TrackScore:
+    track: int
+    coverage: float
+    result: OffsetResult
+    score: float
+    window_scores: list[float]
+
+
+def load_expert(data: dict, device: torch.device) -> SyncExpert:
+    model = SyncExpert(SyncDims(**data["dims"])).to(device).eval()
+    load_state(model, data["state_dict"], data.get("_path", "checkpoint"))
+    return model
+
+
+def audio_features_for(wav: np.ndarray, kind: str) -> torch.Tensor:
+    """16 kHz audio -> the expert's (M, F) input features."""
+    from .datasets import audio_features
+
+    return audio_features(A.log_mel(wav).numpy(), A.mfcc(wav).numpy() if kind == "mfcc" else None, kind)
+
+
+def candidate_tracks(video: Path, info: media.VideoInfo, detector: FaceDetector, data_cfg: DataConfig
+                     ) -> tuple[list[Track], list[np.ndarray]]:
+    """Pass 1: face tracks worth scoring and their smoothed crop squares (T, 3), NaN where absent."""
+    tracks = [t for t in detect_tracks(video, info, detector) if t.coverage >= MIN_TRACK_COVERAGE]
+    squares = [subject_squares(t, data_cfg)[2] for t in tracks]
+    return tracks, squares
+
+
+@torch.no_grad()
+def face_window_embeddings(model: SyncExpert, video: Path, squares: list[np.ndarray], device: torch.device
+                           ) -> list[torch.Tensor]:
+    """Pass 2, streamed: crops of every track -> (T-4, D) window embeddings per track (memory: features only)."""
+    size = model.dims.input_size
+    n_frames = len(squares[0])
+    feats: list[list[torch.Tensor]] = [[] for _ in squares]
+    pending: list[list[np.ndarray]] = [[] for _ in squares]
+
+    def flush() -> None:
+        for k, items in enumerate(pending):
+            if items:
+                x = torch.from_numpy(np.stack(items)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+                feats[k].append(model.frame_features(x[None])[0].cpu())
+                items.clear()
+
+    blank = np.zeros((size, size, 3), np.uint8)
+    frames = media.iter_frames(video)
+    for i in range(n_frames):
+        frame = next(frames, None)
+        for k, sq in enumerate(squares):
+            ok = frame is not None and not np.isnan(sq[i, 0])
+            pending[k].append(crop(frame, sq[i], size) if ok else blank)
+        if len(pending[0]) >= FEATURE_BATCH_FRAMES:
+            flush()
+    frames.close()
+    flush()
+    return [model.window_embed(torch.cat(f)[None].to(device))[0].cpu() for f in feats]
+
+
+@torch.no_grad()
+def score_track(model: SyncExpert, face: torch.Tensor, present: np.ndarray, feats: torch.Tensor,
+                max_offset: int, device: torch.device) -> tuple[OffsetResult, float, list[float]]:
+    """Offset curve of one track, then the in-sync probability of each valid window at the best offset."""
+    valid = window_valid(torch.from_numpy(present))
+    aud = audio_embeddings(model, feats, -max_offset, len(face) + 2 * max_offset, device).cpu()
+    res = offset_curve(face, aud, -max_offset, max_offset, valid)
+    idx = torch.arange(len(face)) - res.offset_frames + max_offset
+    probs = torch.sigmoid(model.logits(face.to(device), aud[idx].to(device))).cpu()
+    window_scores = [float(p) if v else float("nan") for p, v in zip(probs, valid)]
+    score = float(probs[valid].mean()) if valid.any() else 0.0
+    return res, score, window_scores
+
+
+def shift_audio(wav: np.ndarray, offset_frames: int) -> np.ndarray:
+    """Delay (offset > 0) or advance (offset < 0) audio by whole video frames, keeping its length."""
+    n = offset_frames * A.SAMPLES_PER_FRAME
+    if n > 0:
+        return np.concatenate([np.zeros(n, wav.dtype), wav[:len(wav) - n]])
+    if n < 0:
+        return np.concatenate([wav[-n:], np.zeros(-n, wav.dtype)])
+    return wav.copy()
+
+
+class LipSyncInference:
+    """Load a checkpoint once, then score, fix offsets, dub and batch.
+
+    ``checkpoint_path``: a sync expert (checkpoints/best_model.pth) or a generator checkpoint (which carries
+    its expert). ``device``: None picks CUDA when available.
+    """
+
+    def __init__(self, checkpoint_path: str | Path, device: str | torch.device | None = None,
+                 detector: str = "mediapipe", max_offset: int = 15):
+        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.checkpoint_path = Path(checkpoint_path)
+        data = load_checkpoint(self.checkpoint_path, map_location="cpu")
+        data["_path"] = self.checkpoint_path
+        self.kind = data["kind"]
+        self.generator = None
+        if self.kind == "generator":
+            from .dub import load_generator
+
+            self.generator, expert_data = load_generator(data, self.device)
+            expert_data["_path"] = self.checkpoint_path
+        else:
+            expert_data = data
+        self.expert = load_expert(expert_data, self.device)
+        self.audio_feature = "mel" if self.expert.dims.audio_bins == A.N_MELS else "mfcc"
+        cfg = data.get("config", {}).get("data", {})
+        self.data_cfg = DataConfig(**{k: v for k, v in cfg.items() if k in DataConfig.__dataclass_fields__})
+        self.detector = FaceDetector(detector, self.data_cfg.min_detection_confidence)
+        self.max_offset = max_offset
+
+    def _load_audio(self, video: Path, audio: Path | None, info: media.VideoInfo) -> np.ndarray:
+        wav = media.read_audio(audio or video)
+        want = A.frames_to_samples(info.num_frames)
+        return np.pad(wav, (0, max(0, want - len(wav))))[:want]
+
+    def analyse(self, video_path: str | Path, audio_path: str | Path | None = None) -> tuple[list[TrackScore], dict]:
+        """Every face track scored against the audio; best-confidence first."""
+        video = Path(video_path)
+        info = media.probe_video(video)
+        wav = self._load_audio(video, Path(audio_path) if audio_path else None, info)
+        if np.abs(wav).max(initial=0.0) < 1e-4:
+            raise MediaError("the audio is silent", path=audio_path or video, fix="give audio with speech in it")
+        tracks, squares = candidate_tracks(video, info, self.detector, self.data_cfg)
+        if not tracks:
+            raise NoFaceError("no face found in the video", path=video,
+                              fix="use footage where a face is visible, frontal, and not tiny")
+        n = min(len(s) for s in squares)
+        squares = [s[:n] for s in squares]
+        feats = audio_features_for(wav[:A.frames_to_samples(n)], self.audio_feature)
+        faces = face_window_embeddings(self.expert, video, squares, self.device)
+        out = []
+        for k, (t, sq, face) in enumerate(zip(tracks, squares, faces)):
+            res, score, ws = score_track(self.expert, face, ~np.isnan(sq[:, 0]), feats, self.max_offset, self.device)
+            out.append(TrackScore(k, t.coverage, res, score, ws))
+        out.sort(key=lambda s: -s.result.confidence)
+        return out, {"num_frames": n, "duration_s": n / A.VIDEO_FPS, "source_fps": info.fps}
+
+    def compute_sync_score(self, video_path: str | Path, audio_path: str | Path | None = None) -> tuple[float, dict]:
+        """-> (score in [0, 1], details). details: offset_frames (+ = audio leads), offset_ms, confidence
+        (LSE-C), min_distance (LSE-D), window_scores, face_coverage, speaker (track index), tracks, curve."""
+        scores, meta = self.analyse(video_path, audio_path)
+        best = scores[0]
+        details = {
+            "score": best.score, "offset_frames": best.result.offset_frames,
+            "offset_ms": best.result.offset_frames * 1000 // A.VIDEO_FPS, "confidence": best.result.confidence,
+            "min_distance": best.result.min_distance, "face_coverage": best.coverage, "speaker": best.track,
+            "num_faces": len(scores), "window_scores": best.window_scores,
+            "curve": {"offsets": best.result.offsets, "distances": best.result.distances},
+            "tracks": [{"track": s.track, "score": s.score, "offset_frames": s.result.offset_frames,
+                        "confidence": s.result.confidence, "coverage": s.coverage} for s in scores],
+            **meta,
+        }
+        return best.score, details
+
+    def sync_video_audio(self, video_path: str | Path, audio_path: str | Path | None, output_path: str | Path,
+                         mode: str | None = None, progress: Callable[[int, int], None] | None = None,
+                         options=None) -> tuple[bool, str]:
+        """Write an mp4 whose audio matches the lips. mode "shift": move the audio by the found offset;
+        "generate": redraw the mouth for the audio (needs a generator checkpoint; the default then).
+        ``options``: a ``synclip.dub.DubOptions`` for "generate" (pads, resize factor, smoothing, box...)."""
+        mode = mode or ("generate" if self.generator is not None else "shift")
+        output = Path(output_path)
+        if not output.parent.is_dir():
+            raise MediaError("output folder does not exist", path=output.parent, fix="create it first")
+        if mode == "generate":
+            from .dub import DubOptions, dub_video
+
+            if self.generator is None:
+                raise CheckpointError("mode 'generate' needs a generator checkpoint, this one is a sync expert",
+                                      path=self.checkpoint_path, fix="pass checkpoints/generator/best_model.pth")
+            if audio_path is None:
+                raise MediaError("dubbing needs new audio", path=video_path, fix="give the audio file to dub to")
+            return dub_video(self, video_path, audio_path, output, options or DubOptions(), progress=progress)
+        if mode != "shift":
+            raise ValueError(f"mode must be 'shift' or 'generate', not {mode!r}")
+        score, details = self.compute_sync_score(video_path, audio_path)
+        video = Path(video_path)
+        info = media.probe_video(video)
+        wav = self._load_audio(video, Path(audio_path) if audio_path else None, info)
+        fixed = shift_audio(wav, details["offset_frames"])
+        with media.VideoWriter(output, info.width, info.height) as w:
+            for i, frame in enumerate(media.iter_frames(video)):
+                w.write(frame)
+                if progress:
+                    progress(i + 1, info.num_frames)
+            w.close(fixed)
+        return True, (f"shifted the audio by {details['offset_frames']:+d} frames "
+                      f"({details['offset_ms']:+d} ms; confidence {details['confidence']:.2f}) -> {output}")
+
+    def batch_process(self, pairs: Iterable[tuple[str | Path, str | Path | None]] | str | Path,
+                      output_dir: str | Path | None = None, mode: str = "score",
+                      report_path: str | Path | None = None,
+                      progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
+        """Many (video, audio-or-None) pairs, or a folder of videos. mode: score, shift or generate.
+        Bad files are reported in their row (ok=False, error=...) and the batch goes on. Writes a CSV and a
+        JSON report (``report_path`` without suffix, default output_dir/report)."""
+        items = _pairs(pairs)
+        out_dir = Path(output_dir) if output_dir else None
+        if mode != "score":
+            if out_dir is None:
+                raise ValueError("output_dir is needed to write videos")
+            out_dir.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for k, (video, audio) in enumerate(items):
+            row = {"video": str(video), "audio": str(audio) if audio else "", "ok": False}
+            try:
+                if mode == "score":
+                    score, d = self.compute_sync_score(video, audio)
+                    row.update(score=round(score, 4), offset_frames=d["offset_frames"], offset_ms=d["offset_ms"],
+                               confidence=round(d["confidence"], 4), min_distance=round(d["min_distance"], 4),
+                               face_coverage=round(d["face_coverage"], 4), ok=True)
+                else:
+                    target = out_dir / f"{Path(video).stem}{'_' + Path(audio).stem if audio else ''}_synced.mp4"
+                    ok, msg = self.sync_video_audio(video, audio, target, mode=mode)
+                    row.update(ok=ok, output=str(target), message=msg)
+            except SynclipError as e:
+                row["error"] = str(e)
+            rows.append(row)
+            if progress:
+                progress(k + 1, len(items), row.get("error", ""))
+        base = Path(report_path) if report_path else (out_dir / "report" if out_dir else None)
+        if base is not None:
+            write_report(rows, base)
+        return rows
+
+
+def _pairs(pairs) -> list[tuple[Path, Path | None]]:
+    if isinstance(pairs, (str, Path)):
+        folder = Path(pairs)
+        if not folder.is_dir():
+            raise MediaError("not a folder", path=folder, fix="give a folder of videos or a list of pairs")
+        from .prepare import VIDEO_EXTS
+
+        return [(p, None) for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_EXTS]
+    return [(Path(v), Path(a) if a else None) for v, a in pairs]
+
+
+def write_report(rows: list[dict], base: Path) -> tuple[Path, Path]:
+    """rows -> base.csv and base.json (atomic writes)."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("video", "audio", "ok"), k))
+    csv_path, json_path = base.with_suffix(".csv"), base.with_suffix(".json")
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, csv_path)
+    tmp = json_path.with_name(f".{json_path.name}.tmp")
+    tmp.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    os.replace(tmp, json_path)
+    return csv_path, json_path

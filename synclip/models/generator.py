@@ -1,0 +1,112 @@
+"""The lip-sync generator (Wav2Lip-style) and its optional quality discriminator.
+
+Input: the target crop with its lower half masked + a reference crop of the same person from another time
+(6 channels), and the audio window of the frame (16 audio frames centred on it). Output: the full crop.
+A U-Net: the face encoder halves the side per stage down to a few pixels, the audio vector joins at the
+bottleneck, and the decoder upsamples with skips from the encoder.
+
+Shapes: B batch, S crop side (96/128/192/256), M = 16 audio frames, F audio bins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import audio as A
+from .blocks import ConvBlock, encoder_stage, stage_channels
+
+BOTTLENECK_MAX_PX = 6  # stop halving once the side is at most this
+
+
+@dataclass(frozen=True)
+class GeneratorDims:
+    input_size: int = 96
+    base_channels: int = 32
+    audio_bins: int = A.N_MELS
+    audio_dim: int = 256  # audio vector joined at the bottleneck
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def num_stages(size: int) -> int:
+    n = 0
+    while size > BOTTLENECK_MAX_PX:
+        size = (size + 1) // 2
+        n += 1
+    return n
+
+
+class UpStage(nn.Module):
+    """Upsample x2, concatenate the encoder's skip, two convs."""
+
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.fuse = ConvBlock(cin + cskip, cout, 3)
+        self.refine = ConvBlock(cout, cout, 3, residual=True)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.refine(self.fuse(torch.cat([x, skip], 1)))
+
+
+class Generator(nn.Module):
+    def __init__(self, dims: GeneratorDims):
+        super().__init__()
+        self.dims = dims
+        n = num_stages(dims.input_size)
+        chans = stage_channels(dims.base_channels, n + 1, cap=8 * dims.base_channels)
+        self.stem = ConvBlock(6, chans[0], 5)  # (6, S, S) -> (c0, S, S)
+        self.down = nn.ModuleList(encoder_stage(chans[i], chans[i + 1]) for i in range(n))
+        audio, cin = [], 1
+        for i, c in enumerate(stage_channels(dims.base_channels, 4)):
+            audio.append(encoder_stage(cin, c, stride=(2, 2) if i % 2 else (2, 1)))
+            cin = c
+        self.audio_cnn = nn.Sequential(*audio)
+        self.audio_proj = nn.Linear(cin, dims.audio_dim)
+        self.bottleneck = ConvBlock(chans[-1] + dims.audio_dim, chans[-1], 3)
+        self.up = nn.ModuleList(UpStage(chans[i + 1], chans[i], chans[i]) for i in reversed(range(n)))
+        self.head = nn.Conv2d(chans[0], 3, 1)
+
+    def forward(self, faces: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """faces (B, 6, S, S) in [0, 1] (masked target, reference); audio (B, M, F) in [0, 1] -> (B, 3, S, S)."""
+        x = self.stem(faces - 0.5)
+        skips = [x]
+        for stage in self.down:
+            x = stage(x)
+            skips.append(x)
+        a = self.audio_cnn(audio.transpose(1, 2)[:, None] - 0.5).mean(dim=(2, 3))  # (B, C)
+        a = torch.relu(self.audio_proj(a))[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+        x = self.bottleneck(torch.cat([x, a], 1))
+        for stage, skip in zip(self.up, reversed(skips[:-1])):
+            x = stage(x, skip)
+        return torch.sigmoid(self.head(x))
+
+
+def mask_lower_half(crops: torch.Tensor) -> torch.Tensor:
+    """(..., 3, S, S) -> the same with the lower half zeroed (what the generator must redraw)."""
+    out = crops.clone()
+    out[..., crops.shape[-2] // 2:, :] = 0.0
+    return out
+
+
+class Discriminator(nn.Module):
+    """Patch discriminator on the lower half: real crops vs generated ones (the optional quality loss)."""
+
+    def __init__(self, size: int, base_channels: int = 32):
+        super().__init__()
+        layers, cin = [], 3
+        for c in stage_channels(base_channels, 4):
+            layers += [nn.Conv2d(cin, c, 4, 2, 1), nn.LeakyReLU(0.2)]
+            cin = c
+        layers.append(nn.Conv2d(cin, 1, 3, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        """crops (B, 3, S, S) -> patch logits (B, P)."""
+        s = crops.shape[-2]
+        return self.net(crops[:, :, s // 2:, :] - 0.5).flatten(1)

@@ -1,0 +1,119 @@
+"""Sync maths on top of the expert: the training loss, embeddings of whole clips, offset curves, scores.
+
+Offset convention (syncnet_python's, so figures compare): offset = +K means the audio LEADS the video by K
+frames (40 ms each): the sound of video frame v is found at audio frame v - K. The curve d(o) is the mean
+distance between face window v and audio window v - o; offset = argmin, confidence (LSE-C) = median - min,
+LSE-D = min.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import audio as A
+from .datasets import window_feats
+from .models.syncnet import SyncExpert
+
+
+def sync_loss(model: SyncExpert, crops: torch.Tensor, feats: torch.Tensor, clip_ids: torch.Tensor,
+              starts: torch.Tensor, shift_min: int) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss on a batch of chunks: every face window against every audio window of the batch.
+
+    crops (B, T, 3, S, S), feats (B, W, M, F), clip_ids (B,), starts (B,) first frame of each chunk.
+    Pairs from one clip at the same frame are positives; at >= shift_min frames apart, negatives (same face,
+    same voice: only timing differs); nearer pairs are ignored. Pairs across clips are negatives too.
+    Two terms: balanced BCE (calibrated probabilities) + cross-entropy over each chunk's windows (offsets).
+    """
+    face = model.face_embed(crops)  # (B, W, D)
+    aud = model.audio_embed(feats)  # (B, W, D)
+    b, w, d = face.shape
+    logits = model.pair_logits(face.reshape(-1, d), aud.reshape(-1, d))  # (N, N), N = B*W
+    frame = (starts[:, None] + torch.arange(w)).reshape(-1)
+    clip = clip_ids[:, None].expand(b, w).reshape(-1)
+    same_clip = clip[:, None] == clip[None, :]
+    gap = (frame[:, None] - frame[None, :]).abs()
+    pos = same_clip & (gap == 0)
+    near = same_clip & (gap > 0) & (gap < shift_min)
+    neg_same = same_clip & (gap >= shift_min)
+    neg_other = ~same_clip
+    weights = torch.zeros_like(logits)
+    for mask, share in ((pos, 0.5), (neg_same, 0.25), (neg_other, 0.25)):
+        n = int(mask.sum())
+        if n:
+            weights[mask] = share / n
+    if not neg_other.any():  # a batch from one clip: same-clip negatives carry the negative half
+        weights[neg_same] *= 2
+    labels = pos.float()
+    bce = F.binary_cross_entropy_with_logits(logits, labels, weight=weights, reduction="sum")
+    # Offset term: within each chunk, pick the right audio window among its W candidates.
+    chunk = logits.view(b, w, b, w)[torch.arange(b), :, torch.arange(b), :]  # (B, W, W)
+    ce = F.cross_entropy(chunk.reshape(-1, w), torch.arange(w).repeat(b))
+    with torch.no_grad():
+        pred = logits > 0
+        acc_pos = pred[pos].float().mean()
+        acc_neg = (~pred[neg_same | neg_other]).float().mean()
+        stats = {"bce": float(bce), "offset_ce": float(ce), "acc": float((acc_pos + acc_neg) / 2),
+                 "acc_pos": float(acc_pos), "acc_neg": float(acc_neg)}
+    return bce + ce, stats
+
+
+@torch.no_grad()
+def face_embeddings(model: SyncExpert, crops: torch.Tensor, device: torch.device, batch_frames: int = 256
+                    ) -> torch.Tensor:
+    """crops (T, S, S, 3) uint8 -> (T-4, D) window embeddings; frame features computed in batches."""
+    feats = []
+    for i in range(0, len(crops), batch_frames):
+        x = crops[i:i + batch_frames].to(device).permute(0, 3, 1, 2).float().div_(255.0)[None]
+        feats.append(model.frame_features(x)[0])
+    return model.window_embed(torch.cat(feats)[None])[0]
+
+
+@torch.no_grad()
+def audio_embeddings(model: SyncExpert, feats: torch.Tensor, first: int, count: int, device: torch.device,
+                     batch: int = 512) -> torch.Tensor:
+    """Audio window embeddings for window starts first .. first+count-1 -> (count, D) (edges repeat)."""
+    out = []
+    for i in range(0, count, batch):
+        n = min(batch, count - i)
+        w = window_feats(feats, first + i, n).to(device)
+        out.append(model.audio_embed(w[None])[0])
+    return torch.cat(out)
+
+
+@dataclass
+class OffsetResult:
+    offset_frames: int
+    confidence: float  # LSE-C: median - min of the distance curve
+    min_distance: float  # LSE-D
+    offsets: list[int] = field(default_factory=list)
+    distances: list[float] = field(default_factory=list)
+
+
+def offset_curve(face: torch.Tensor, audio: torch.Tensor, audio_first: int, max_offset: int,
+                 valid: torch.Tensor | None = None) -> OffsetResult:
+    """Distance curve over offsets -max..+max.
+
+    face (W, D) for windows 0..W-1; audio (Wa, D) for window starts audio_first .. audio_first+Wa-1, which
+    must cover -max_offset .. W-1+max_offset. valid (W,) bool: windows with a face in all 5 frames.
+    """
+    w = len(face)
+    valid = torch.ones(w, dtype=torch.bool) if valid is None else valid.to(torch.bool)
+    offsets = list(range(-max_offset, max_offset + 1))
+    dists = []
+    for o in offsets:
+        a = audio[(torch.arange(w) - o - audio_first)]
+        d = (face - a).norm(dim=-1)
+        dists.append(float(d[valid].mean()) if valid.any() else float("nan"))
+    arr = np.array(dists)
+    best = int(np.nanargmin(arr))
+    return OffsetResult(offsets[best], float(np.nanmedian(arr) - arr[best]), float(arr[best]), offsets, dists)
+
+
+def window_valid(present: torch.Tensor) -> torch.Tensor:
+    """(T,) face-present flags -> (T-4,) windows whose 5 frames all show the face."""
+    p = present.float()[None, None]
+    return (F.conv1d(p, torch.ones(1, 1, A.SYNC_FRAMES)) >= A.SYNC_FRAMES - 0.5)[0, 0]
