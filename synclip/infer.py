@@ -39,8 +39,10 @@ class TrackScore:
     track: int
     coverage: float
     result: OffsetResult
-    score: float
+    score: float  # in-sync probability as the video plays (offset 0)
+    score_at_best: float  # ... and once the audio is moved by the found offset
     window_scores: list[float]
+    box: list[float]  # the track's median face box (x0, y0, x1, y1), to tell faces apart
 
 
 def load_expert(data: dict, device: torch.device) -> SyncExpert:
@@ -96,16 +98,22 @@ def face_window_embeddings(model: SyncExpert, video: Path, squares: list[np.ndar
 
 @torch.no_grad()
 def score_track(model: SyncExpert, face: torch.Tensor, present: np.ndarray, feats: torch.Tensor,
-                max_offset: int, device: torch.device) -> tuple[OffsetResult, float, list[float]]:
-    """Offset curve of one track, then the in-sync probability of each valid window at the best offset."""
+                max_offset: int, device: torch.device) -> tuple[OffsetResult, float, float, list[float]]:
+    """Offset curve of one track, then the mean in-sync probability of the valid windows as the video plays
+    (offset 0) and at the best offset. Returns (curve result, score, score at best offset, window scores)."""
     valid = window_valid(torch.from_numpy(present))
     aud = audio_embeddings(model, feats, -max_offset, len(face) + 2 * max_offset, device).cpu()
     res = offset_curve(face, aud, -max_offset, max_offset, valid)
-    idx = torch.arange(len(face)) - res.offset_frames + max_offset
-    probs = torch.sigmoid(model.logits(face.to(device), aud[idx].to(device))).cpu()
-    window_scores = [float(p) if v else float("nan") for p, v in zip(probs, valid)]
-    score = float(probs[valid].mean()) if valid.any() else 0.0
-    return res, score, window_scores
+
+    def probs_at(offset: int) -> torch.Tensor:
+        idx = torch.arange(len(face)) - offset + max_offset
+        return torch.sigmoid(model.logits(face.to(device), aud[idx].to(device))).cpu()
+
+    as_played, at_best = probs_at(0), probs_at(res.offset_frames)
+    window_scores = [float(p) if v else float("nan") for p, v in zip(as_played, valid)]
+    if not valid.any():
+        return res, 0.0, 0.0, window_scores
+    return res, float(as_played[valid].mean()), float(at_best[valid].mean()), window_scores
 
 
 def shift_audio(wav: np.ndarray, offset_frames: int) -> np.ndarray:
@@ -169,24 +177,33 @@ class LipSyncInference:
         faces = face_window_embeddings(self.expert, video, squares, self.device)
         out = []
         for k, (t, sq, face) in enumerate(zip(tracks, squares, faces)):
-            res, score, ws = score_track(self.expert, face, ~np.isnan(sq[:, 0]), feats, self.max_offset, self.device)
-            out.append(TrackScore(k, t.coverage, res, score, ws))
+            res, score, best, ws = score_track(self.expert, face, ~np.isnan(sq[:, 0]), feats, self.max_offset,
+                                               self.device)
+            box = [round(float(v), 1) for v in np.nanmedian(t.boxes, axis=0)]
+            out.append(TrackScore(k, t.coverage, res, score, best, ws, box))
         out.sort(key=lambda s: -s.result.confidence)
         return out, {"num_frames": n, "duration_s": n / A.VIDEO_FPS, "source_fps": info.fps}
 
     def compute_sync_score(self, video_path: str | Path, audio_path: str | Path | None = None) -> tuple[float, dict]:
-        """-> (score in [0, 1], details). details: offset_frames (+ = audio leads), offset_ms, confidence
-        (LSE-C), min_distance (LSE-D), window_scores, face_coverage, speaker (track index), tracks, curve."""
+        """-> (score in [0, 1], details).
+
+        score: the expert's mean in-sync probability over windows with a face, as the video plays; details:
+        score_at_best_offset (what fix-offset would reach), offset_frames (+ = audio leads, 40 ms each),
+        offset_ms, confidence (LSE-C: median - min of the distance curve), min_distance (LSE-D),
+        window_scores, face_coverage, speaker (index into tracks: the face with the best confidence),
+        speaker_box, tracks (every face scored), curve (offsets, distances)."""
         scores, meta = self.analyse(video_path, audio_path)
         best = scores[0]
         details = {
-            "score": best.score, "offset_frames": best.result.offset_frames,
+            "score": best.score, "score_at_best_offset": best.score_at_best,
+            "offset_frames": best.result.offset_frames,
             "offset_ms": best.result.offset_frames * 1000 // A.VIDEO_FPS, "confidence": best.result.confidence,
             "min_distance": best.result.min_distance, "face_coverage": best.coverage, "speaker": best.track,
+            "speaker_box": best.box,
             "num_faces": len(scores), "window_scores": best.window_scores,
             "curve": {"offsets": best.result.offsets, "distances": best.result.distances},
             "tracks": [{"track": s.track, "score": s.score, "offset_frames": s.result.offset_frames,
-                        "confidence": s.result.confidence, "coverage": s.coverage} for s in scores],
+                        "confidence": s.result.confidence, "coverage": s.coverage, "box": s.box} for s in scores],
             **meta,
         }
         return best.score, details
