@@ -97,7 +97,7 @@ class FrameSource:
             tracker = FaceTracker(self.n)
             for i, frame in enumerate(self.frames()):
                 tracker.update(i, inf.detector.detect(frame))
-            tracks = tracker.finish(self.n)
+            tracks = tracker.finish(self.n, min_frames=min(3, self.n))
             if not tracks:
                 raise NoFaceError("no face found", path=self.path,
                                   fix="use footage or a photo with a visible frontal face, or give --box")

@@ -336,13 +336,23 @@ def lower_face_mask(size: int, feather: float = 0.08) -> np.ndarray:
 
 
 def paste(frame: np.ndarray, face: np.ndarray, square: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Blend a generated crop back into the frame: face (S, S, 3) uint8 at square (cx, cy, side) with mask (S, S)."""
+    """Blend a generated crop back into the frame: face (S, S, 3) uint8 at square (cx, cy, side) with mask (S, S).
+
+    Only the square's bounding region of the frame is warped and blended (a crop is a small part of a 720p
+    frame, and this runs once per output frame).
+    """
     cx, cy, side = (float(v) for v in square)
-    s = face.shape[0]
-    scale = side / s
-    m = np.array([[scale, 0, cx - side / 2], [0, scale, cy - side / 2]], dtype=np.float64)
     h, w = frame.shape[:2]
-    warped = cv2.warpAffine(face, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    alpha = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
-    out = frame.astype(np.float32) * (1 - alpha) + warped.astype(np.float32) * alpha
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    x0, y0 = max(0, int(np.floor(cx - side / 2))), max(0, int(np.floor(cy - side / 2)))
+    x1, y1 = min(w, int(np.ceil(cx + side / 2)) + 1), min(h, int(np.ceil(cy + side / 2)) + 1)
+    out = frame.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    scale = side / face.shape[0]
+    m = np.array([[scale, 0, cx - side / 2 - x0], [0, scale, cy - side / 2 - y0]], dtype=np.float64)
+    size = (x1 - x0, y1 - y0)
+    warped = cv2.warpAffine(face, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    alpha = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
+    roi = frame[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + warped.astype(np.float32) * alpha + 0.5, 0, 255).astype(np.uint8)
+    return out

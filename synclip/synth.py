@@ -300,6 +300,18 @@ def _poly_mask(points: Sequence[Sequence[float]], size: tuple[int, int] = SOURCE
     return m
 
 
+def _hairline(hue: np.ndarray, sat: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """Row of the forehead's hairline in every column of the photo: the first row (from
+    y 40 down) that starts 4 skin-coloured rows in a row, median-filtered; 160 where none."""
+    from scipy import ndimage
+
+    skin = (((hue <= 15) | (hue >= 170)) & (sat >= 30) & (sat <= 115) & (val >= 150))
+    band = skin[40:170]
+    runs = band[:-3] & band[1:-2] & band[2:-1] & band[3:]
+    first = np.where(runs.any(axis=0), runs.argmax(axis=0) + 40, 160)
+    return ndimage.median_filter(first, 7, mode="nearest").astype(np.float32)
+
+
 @functools.lru_cache(maxsize=1)
 def _source() -> _Source:
     from skimage import data as skdata
@@ -319,21 +331,25 @@ def _source() -> _Source:
     hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
     rows = np.arange(h, dtype=np.float32)[:, None]
     cols = np.arange(w, dtype=np.float32)[None, :]
-    # Skin, inside the face oval and the neck: near the hair (forehead, temples) only
-    # pixels as light and unsaturated as the forehead's skin; on the neck only skin hues
+    # Skin, inside the face oval and the neck: below the hairline on the forehead; at the
+    # temples only pixels as light and unsaturated as skin; on the neck only skin hues
     # (not the black collar or the purple ring); elsewhere anything not black.  In the
     # eyes, everything but the eye whites and irises.  Specular highlights are skin.
-    near_hair = (rows < 100) | ((rows < 150) & ((cols < 188) | (cols > 262)))
-    hairline_skin = np.clip((100.0 - sat) / 20.0, 0, 1) * np.clip((val - 170.0) / 20.0, 0, 1)
-    skin_hue = (((hue <= 24) | (hue >= 170)) & (sat >= 35) & (val >= 95)).astype(np.float32)
-    skin_colour = np.where(near_hair, hairline_skin,
-                           np.where(rows >= 150, skin_hue, (val >= 45).astype(np.float32)))
+    # per column: first skin row below the fringe, never below the brows
+    hairline = np.minimum(_hairline(hue, sat, val), 92.0)
+    forehead_hair = (rows < hairline[None, :] + 1) & (cols >= 186) & (cols <= 258)
+    temples = (rows < 150) & ((cols < 188) | (cols > 262))
+    temple_skin = np.clip((130.0 - sat) / 15.0, 0, 1) * np.clip((val - 115.0) / 20.0, 0, 1)
+    skin_hue = (((hue <= 24) | (hue >= 165)) * np.clip((val - 40.0) / 25.0, 0, 1))
+    skin_colour = np.where(rows >= 150, skin_hue, (val >= 45).astype(np.float32))
+    skin_colour = np.where(temples, temple_skin, skin_colour)
+    skin_colour = np.where(forehead_hair, 0.0, skin_colour)
     eyes = np.zeros((h, w), np.uint8)
     for (x0, y0), (x1, y1) in (((195.2, 100.9), (213.3, 103.7)),
                                ((237.0, 104.9), (255.8, 104.3))):
         cv2.ellipse(eyes, (round((x0 + x1) / 2), round((y0 + y1) / 2)),
                     (round(abs(x1 - x0) / 2) + 3, 6), 0, 0, 360, 1, -1)
-    eyeball = (eyes > 0) & (((sat < 50) & (val > 110)) | (val < 100))
+    eyeball = (eyes > 0) & (((sat < 50) & (val > 110) & (rows < 106)) | (val < 100))
     skin_colour = np.where(eyes > 0, (~eyeball).astype(np.float32), skin_colour)
     oval = _poly_mask(FACE_OVAL).astype(np.float32) / 255.0
     oval = cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
@@ -586,12 +602,12 @@ class _Face:
         def fill(poly: np.ndarray, colour: tuple[int, int, int]) -> None:
             cv2.fillPoly(img, [poly], colour, cv2.LINE_AA, 4)
 
-        corners_x = np.array([-hw]), np.array([hw])
+        left, right, zero = np.array([-hw]), np.array([hw]), np.zeros(1)
         # both lips as one shape, then the (darker) upper lip over it
         outer = np.concatenate([pts(xo, top), pts(xo[::-1], bottom[::-1])])
         fill(outer, self.lip)
-        upper = np.concatenate([pts(xo, top), pts(corners_x[1], np.zeros(1)),
-                                pts(xi[::-1], inner_top[::-1]), pts(corners_x[0], np.zeros(1))])
+        upper = np.concatenate([pts(xo, top), pts(right, zero),
+                                pts(xi[::-1], inner_top[::-1]), pts(left, zero)])
         fill(upper, self.lip_upper)
         # highlight on the lower lip
         hx = x * hw * 0.45
@@ -629,7 +645,8 @@ class _Face:
         chin_y = max(chin[1], full + 1.0)
         bottom = chin_y + 0.6 * mouth_px
         h, w = img.shape[:2]
-        x0, x1 = int(max(0, math.floor(mouth[0] - half_w))), int(min(w, math.ceil(mouth[0] + half_w)))
+        x0 = int(max(0, math.floor(mouth[0] - half_w)))
+        x1 = int(min(w, math.ceil(mouth[0] + half_w)))
         y0, y1 = int(max(0, math.floor(top))), int(min(h, math.ceil(bottom)))
         if x1 - x0 < 4 or y1 - y0 < 4:
             return
@@ -930,7 +947,8 @@ def silence_clip(out_dir: str | Path, name: str, *, seconds: float = 4.0,
         "appearance_indices": [int(appearance_index)], "sentence_seed": None,
         "sentence_seeds": [None], "seed": int(seed), "voice": None,
         "phones": [{"symbol": voice.PAUSE_SYMBOL, "start_s": 0.0, "end_s": _r(seconds)}],
-        "mouth_phase": 0.5, "mouth_opening": _round_list(opening), "mouth_width": _round_list(width),
+        "mouth_phase": 0.5,
+        "mouth_opening": _round_list(opening), "mouth_width": _round_list(width),
         "mouth_openings": [_round_list(opening)], "mouth_widths": [_round_list(width)],
         "face_boxes": [[_round_list(g[0], 2) for g in geo]],
         "mouth_centres": [[_round_list(g[1], 2) for g in geo]],

@@ -376,7 +376,7 @@ def synthesize(segments: Sequence[Segment], speaker: Speaker, seconds: float,
     """
     sr = int(sample_rate)
     rng = np.random.default_rng(0) if rng is None else rng
-    segments = [s for s in segments if s.end_s > s.start_s]
+    segments = sorted((s for s in segments if s.end_s > s.start_s), key=lambda s: s.start_s)
     n_out = int(round(float(seconds) * sr))
     shift = int(round(float(time_shift_s) * sr))
     if not segments:
@@ -522,7 +522,7 @@ def mouth_track(segments: Sequence[Segment], num_frames: int, fps: float = VIDEO
     num_frames = int(num_frames)
     if num_frames <= 0:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    segments = [s for s in segments if s.end_s > s.start_s]
+    segments = sorted((s for s in segments if s.end_s > s.start_s), key=lambda s: s.start_s)
     tf = (np.arange(num_frames) + float(phase)) / float(fps)
     if not segments:
         return np.zeros(num_frames, np.float32), np.full(num_frames, PHONES[PAUSE_SYMBOL].width,

@@ -1,0 +1,108 @@
+"""Generator and dubbing plumbing with tiny untrained models: every input size, output length = audio length,
+frames without a face untouched, photo input, and each bad input a clear error with nothing half-written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synclip import audio as A
+from synclip import media
+from synclip.checkpoint import save_checkpoint
+from synclip.config import load_config
+from synclip.dub import DubOptions, dub_video, pingpong
+from synclip.errors import MediaError, NoFaceError
+from synclip.infer import LipSyncInference
+from synclip.models.generator import Discriminator, Generator, GeneratorDims
+from synclip.models.syncnet import SyncDims, SyncExpert
+
+
+@pytest.mark.parametrize("size", [96, 128, 192, 256])
+def test_generator_and_discriminator_shapes(size):
+    g = Generator(GeneratorDims(input_size=size, base_channels=4))
+    out = g(torch.rand(2, 6, size, size), torch.rand(2, A.MEL_WINDOW, A.N_MELS))
+    assert out.shape == (2, 3, size, size) and 0 <= out.min() and out.max() <= 1
+    d = Discriminator(size, 4)
+    assert d(out).shape[0] == 2
+
+
+def test_pingpong_goes_forward_then_back():
+    assert [pingpong(t, 4) for t in range(10)] == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
+    assert [pingpong(t, 1) for t in range(3)] == [0, 0, 0]
+
+
+@pytest.fixture(scope="module")
+def gen_model(tmp_path_factory):
+    torch.manual_seed(0)
+    sd = SyncDims(input_size=96, hidden_dim=16, num_layers=2, base_channels=4)
+    gd = GeneratorDims(input_size=96, base_channels=4)
+    path = tmp_path_factory.mktemp("g") / "gen.pth"
+    save_checkpoint(path, kind="generator", config=load_config(None).to_dict(), dims=gd.to_dict(),
+                    state_dict=Generator(gd).state_dict(),
+                    extra={"expert": {"dims": sd.to_dict(), "state_dict": SyncExpert(sd).state_dict()}})
+    return LipSyncInference(path, device="cpu")
+
+
+def test_dub_lasts_as_long_as_the_audio(gen_model, synth_dir, tmp_path):
+    video = synth_dir / "videos" / "synth_0000.mp4"  # 2 s
+    speech = media.read_audio(synth_dir / "audios" / "synth_0001.wav")
+    long_audio = tmp_path / "long.wav"
+    media.write_wav(long_audio, np.concatenate([speech, speech[:8000]]))  # 2.5 s: the video must bounce back
+    out = tmp_path / "dub.mp4"
+    ok, _ = gen_model.sync_video_audio(video, long_audio, out)  # a generator checkpoint: "generate" by default
+    assert ok
+    info = media.probe_video(out)
+    assert info.num_frames == int(np.ceil(2.5 * 25))
+    assert abs(len(media.read_audio(out)) - 40000) <= 1024
+    # The upper half of the face is never redrawn: it matches the source frame the output came from.
+    src = list(media.iter_frames(video))
+    outs = list(media.iter_frames(out))
+    for t in (5, 55):  # forward, then bouncing back (frame 55 shows source frame 43)
+        s = src[pingpong(t, len(src))]
+        assert np.abs(outs[t][:60].astype(int) - s[:60].astype(int)).mean() < 4
+
+
+def test_frames_without_a_face_pass_through(gen_model, synth_dir, tmp_path):
+    frames = list(media.iter_frames(synth_dir / "videos" / "synth_0002.mp4"))
+    h, w = frames[0].shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    noise = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 127 // (w + h)], -1).astype(np.uint8)  # no face
+    mixed = frames[:25] + [noise] * 25
+    video = tmp_path / "mixed.mp4"
+    media.write_video(video, mixed, audio=media.read_audio(synth_dir / "audios" / "synth_0002.wav"), crf=0)
+    out = tmp_path / "out.mp4"
+    dub_video(gen_model, video, synth_dir / "audios" / "synth_0003.wav", out)
+    got = list(media.iter_frames(out))
+    assert np.abs(got[40].astype(int) - noise.astype(int)).mean() < 6  # untouched (up to re-encoding)
+
+
+def test_photo_is_animated(gen_model, synth_dir, tmp_path):
+    import cv2
+
+    frame = next(media.iter_frames(synth_dir / "videos" / "synth_0004.mp4"))
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "photo.mp4"
+    ok, _ = dub_video(gen_model, photo, synth_dir / "audios" / "synth_0004.wav", out)
+    assert ok and media.probe_video(out).num_frames == 50
+
+
+def test_bad_inputs_are_clear_errors_and_leave_nothing(gen_model, synth_dir, tmp_path):
+    video = synth_dir / "videos" / "synth_0005.mp4"
+    silent = tmp_path / "silent.wav"
+    media.write_wav(silent, np.zeros(32000, np.float32))
+    with pytest.raises(MediaError, match="no sound"):
+        dub_video(gen_model, video, silent, tmp_path / "a.mp4")
+    rng = np.random.default_rng(1)
+    noface = tmp_path / "noface.png"
+    import cv2
+
+    cv2.imwrite(str(noface), rng.integers(0, 255, (120, 120, 3), dtype=np.uint8))
+    with pytest.raises(NoFaceError, match="noface.png"):
+        dub_video(gen_model, noface, synth_dir / "audios" / "synth_0005.wav", tmp_path / "b.mp4")
+    with pytest.raises(MediaError, match="does not exist"):
+        dub_video(gen_model, video, synth_dir / "audios" / "synth_0005.wav", tmp_path / "missing" / "c.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noface.png", "silent.wav"]
+    ok, _ = dub_video(gen_model, video, silent, tmp_path / "quiet.mp4", DubOptions(allow_silence=True))
+    assert ok
