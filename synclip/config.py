@@ -64,7 +64,7 @@ class TrainingConfig:
     sync_loss_weight: float = 0.03  # generator: weight of the frozen expert's sync loss
     adversarial_weight: float = 0.0  # generator: weight of the optional quality discriminator
     image_every: int = 200  # generator: steps between TensorBoard image grids
-    init_checkpoint: str = ""  # generator fine-tuning: start from these weights
+    init_checkpoint: str = ""  # fine-tuning: start this stage from these weights (same kind and dims)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ import numpy as np
 import torch
 
 from . import audio as A
+from .checkpoint import load_checkpoint, load_state
 from .config import Config
+from .errors import CheckpointError
 from .datasets import ChunkSampler, Clip, augment, split_part
 from .models.syncnet import SyncDims, SyncExpert
 from .sync import audio_embeddings, face_embeddings, offset_curve, sync_loss, window_valid
@@ -45,6 +47,12 @@ class SyncStage:
         self.sampler = ChunkSampler(self.parts["train"], CHUNK_FRAMES, seed=cfg.training.seed)
         torch.manual_seed(cfg.training.seed)
         self.model = SyncExpert(sync_dims(cfg)).to(device)
+        if cfg.training.init_checkpoint:  # fine-tune an existing expert (e.g. on one person's footage)
+            init = load_checkpoint(cfg.training.init_checkpoint, kind="sync")
+            if init["dims"] != self.model.dims.to_dict():
+                raise CheckpointError("its expert has other dimensions than this config",
+                                      path=cfg.training.init_checkpoint, fix="use the same model.* settings")
+            load_state(self.model, init["state_dict"], cfg.training.init_checkpoint)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.training.learning_rate,
                                            weight_decay=cfg.training.weight_decay)
         self.gen = torch.Generator().manual_seed(cfg.training.seed)

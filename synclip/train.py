@@ -178,8 +178,10 @@ def stage_dir(cfg: Config, kind: str) -> Path:
 
 
 def run_stage(cfg: Config, kind: str, *, resume: bool = False, report: Report = lambda s: None,
-              progress: bool = False) -> FitResult:
-    """Load the prepared clips, split them (saved as split.json beside the checkpoints), train one stage."""
+              progress: bool = False, split: dict | None = None) -> FitResult:
+    """Load the prepared clips, split them (saved as split.json beside the checkpoints), train one stage.
+
+    ``split``: a ready split (as make_split returns, e.g. a custom time split) instead of the default."""
     from .datasets import load_clips, make_split, save_split
     from .models.syncnet import count_parameters
 
@@ -191,11 +193,11 @@ def run_stage(cfg: Config, kind: str, *, resume: bool = False, report: Report = 
     clips = load_clips(cfg.data.processed_dir, cfg.model.input_size, cfg.model.audio_feature,
                        progress=lambda k, n: (setattr(bar, "total", n), bar.update(1)))
     bar.close()
-    if resume and split_path.is_file():
+    if split is None and resume and split_path.is_file():
         split = json.loads(split_path.read_text(encoding="utf-8"))
-    else:
+    elif split is None:
         split = make_split(list(clips), cfg.training.seed)
-        save_split(split, split_path)
+    save_split(split, split_path)
     n = {p: len(split[p]) for p in ("train", "val", "test")}
     how = "clips" if split["by"] == "clip" else "time pieces (fewer than 10 clips: each clip cut 80/10/10 in time)"
     report(f"Loaded {len(clips)} clips from {cfg.data.processed_dir}; split {n['train']}/{n['val']}/{n['test']} "
