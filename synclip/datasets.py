@@ -132,6 +132,26 @@ def split_part(clips: dict[str, Clip], split: dict, part: str) -> list[Clip]:
     return out
 
 
+def longest_run(clips: list[Clip]) -> int:
+    """The longest run of consecutive face frames in any of the clips."""
+    best = 0
+    for c in clips:
+        run = 0
+        for ok in c.present.tolist():
+            run = run + 1 if ok else 0
+            best = max(best, run)
+    return best
+
+
+def chunk_length(clips: list[Clip], preferred: int, minimum: int, what: str) -> int:
+    """``preferred`` frames, or fewer when the clips are shorter (a short validation piece); never < minimum."""
+    n = min(preferred, longest_run(clips))
+    if n < minimum:
+        raise DataError(f"the {what} clips have at most {n} consecutive frames with a face; {minimum} are needed",
+                        fix="prepare longer clips (or more of them, so the split can be made by clip)")
+    return n
+
+
 class ChunkSampler:
     """Random chunks of ``length`` frames from a list of clips, each clip weighted by its usable frames."""
 

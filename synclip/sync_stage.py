@@ -12,7 +12,7 @@ from . import audio as A
 from .checkpoint import load_checkpoint, load_state
 from .config import Config
 from .errors import CheckpointError
-from .datasets import ChunkSampler, Clip, augment, split_part
+from .datasets import ChunkSampler, Clip, augment, chunk_length, split_part
 from .models.syncnet import SyncDims, SyncExpert
 from .sync import audio_embeddings, face_embeddings, offset_curve, sync_loss, window_valid
 
@@ -45,6 +45,8 @@ class SyncStage:
         self.device = device
         self.parts = {p: split_part(clips, split, p) for p in ("train", "val", "test")}
         self.sampler = ChunkSampler(self.parts["train"], CHUNK_FRAMES, seed=cfg.training.seed)
+        for part in ("val", "test"):  # fail now, not after the first epoch
+            chunk_length(self.parts[part], CHUNK_FRAMES, A.SYNC_FRAMES + cfg.training.negative_shift_min, part)
         torch.manual_seed(cfg.training.seed)
         self.model = SyncExpert(sync_dims(cfg)).to(device)
         if cfg.training.init_checkpoint:  # fine-tune an existing expert (e.g. on one person's footage)
@@ -78,7 +80,8 @@ class SyncStage:
     def evaluate(self, part: str) -> dict[str, float]:
         self.model.eval()
         clips = self.parts[part]
-        sampler = ChunkSampler(clips, CHUNK_FRAMES, seed=1234)
+        length = chunk_length(clips, CHUNK_FRAMES, A.SYNC_FRAMES + self.cfg.training.negative_shift_min, part)
+        sampler = ChunkSampler(clips, length, seed=1234)
         sums: dict[str, float] = {}
         for _ in range(EVAL_BATCHES):
             x, feats, ids, starts = sampler.sample(self.cfg.training.batch_size)

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import mediapipe as mp  # BlazeFace and FaceMesh ship inside its wheel
 import numpy as np
 import pytest
 from scipy.linalg import solve_toeplitz
@@ -15,8 +16,6 @@ from synclip import media, synth, voice
 from synclip.audio import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, VIDEO_FPS
 from synclip.errors import ConfigError
 from synclip.voice import Segment, Speaker
-
-mp = pytest.importorskip("mediapipe")
 
 
 # ---------------------------------------------------------------------------------------------
