@@ -13,6 +13,10 @@ Files of a clip ``NAME`` (see :func:`make_clip`): ``videos/NAME.mp4`` (H.264 + A
 Sign convention (syncnet_python's): ``offset_frames = K > 0`` means the audio leads the
 video by K frames: the audio at time t carries the sound the mouth makes at t + K/25, so
 the sound of video frame v is in the audio at frame v - K.
+
+Timing: video frame v covers ``[v/25, (v+1)/25)`` and shows the mouth at its middle,
+``(v + 0.5)/25`` (truth key ``mouth_phase``), the instant audio samples
+``[640 v, 640 (v+1))`` are centred on; phone times in the truth are video times.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ CHIN = (221.3, 177.4)
 NOSE_TIP = (223.4, 130.0)
 #: Top of the hair (from the person outline).
 HEAD_TOP_Y = 15.0
+#: Lower edge of the fringe across the forehead, read by eye off a 6x zoom of the photo.
+HAIRLINE = ((178, 90), (182, 86), (186, 82), (193, 80), (200, 79), (210, 78), (220, 78),
+            (230, 79), (240, 80), (248, 81), (255, 81), (260, 81), (264, 82), (270, 88))
 #: Face oval, landmarks 10, 338, ..., 109 (mediapipe FACEMESH_FACE_OVAL in order).
 FACE_OVAL = (
     (226, 72), (239, 73), (250, 75), (259, 78), (265, 84), (268, 91), (270, 98), (271, 107),
@@ -183,7 +190,8 @@ class Appearance:
         )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON types (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 def _r(x: float) -> float:
@@ -300,18 +308,6 @@ def _poly_mask(points: Sequence[Sequence[float]], size: tuple[int, int] = SOURCE
     return m
 
 
-def _hairline(hue: np.ndarray, sat: np.ndarray, val: np.ndarray) -> np.ndarray:
-    """Row of the forehead's hairline in every column of the photo: the first row (from
-    y 40 down) that starts 4 skin-coloured rows in a row, median-filtered; 160 where none."""
-    from scipy import ndimage
-
-    skin = (((hue <= 15) | (hue >= 170)) & (sat >= 30) & (sat <= 115) & (val >= 150))
-    band = skin[40:170]
-    runs = band[:-3] & band[1:-2] & band[2:-1] & band[3:]
-    first = np.where(runs.any(axis=0), runs.argmax(axis=0) + 40, 160)
-    return ndimage.median_filter(first, 7, mode="nearest").astype(np.float32)
-
-
 @functools.lru_cache(maxsize=1)
 def _source() -> _Source:
     from skimage import data as skdata
@@ -335,15 +331,19 @@ def _source() -> _Source:
     # temples only pixels as light and unsaturated as skin; on the neck only skin hues
     # (not the black collar or the purple ring); elsewhere anything not black.  In the
     # eyes, everything but the eye whites and irises.  Specular highlights are skin.
-    # per column: first skin row below the fringe, never below the brows
-    hairline = np.minimum(_hairline(hue, sat, val), 92.0)
-    forehead_hair = (rows < hairline[None, :] + 1) & (cols >= 186) & (cols <= 258)
+    hairline = np.interp(np.arange(w), [p[0] for p in HAIRLINE], [p[1] for p in HAIRLINE])
+    forehead_hair = (rows < hairline[None, :]) & (cols >= HAIRLINE[0][0]) & (
+        cols <= HAIRLINE[-1][0])
     temples = (rows < 150) & ((cols < 188) | (cols > 262))
     temple_skin = np.clip((130.0 - sat) / 15.0, 0, 1) * np.clip((val - 115.0) / 20.0, 0, 1)
     skin_hue = (((hue <= 24) | (hue >= 165)) * np.clip((val - 40.0) / 25.0, 0, 1))
     skin_colour = np.where(rows >= 150, skin_hue, (val >= 45).astype(np.float32))
     skin_colour = np.where(temples, temple_skin, skin_colour)
     skin_colour = np.where(forehead_hair, 0.0, skin_colour)
+    # whatever the hairline says, light unsaturated skin hues near the hair are skin
+    clear_skin = (((hue <= 14) | (hue >= 170)) & (sat < 100) & (val > 165)).astype(np.float32)
+    skin_colour = np.where(forehead_hair | temples, np.maximum(skin_colour, clear_skin),
+                           skin_colour)
     eyes = np.zeros((h, w), np.uint8)
     for (x0, y0), (x1, y1) in (((195.2, 100.9), (213.3, 103.7)),
                                ((237.0, 104.9), (255.8, 104.3))):
@@ -525,6 +525,7 @@ class _Face:
         self.lip = _u8(np.asarray(app.lip_colour) * tint)
         self.lip_upper = _u8(np.asarray(app.lip_colour) * tint * 0.85)
         self.lip_line = _u8(np.asarray(app.lip_colour) * tint * 0.42)
+        self.lip_edge = _u8(np.asarray(app.lip_colour) * tint * 0.8)
         self.lip_hi = _u8(np.minimum(np.asarray(app.lip_colour) * 1.1 + 0.02, 1.0) * tint)
         self.cavity = _u8(np.array([0.10, 0.03, 0.035]) * tint)
         self.tongue = _u8(np.array([0.50, 0.22, 0.25]) * tint)
@@ -614,9 +615,11 @@ class _Face:
         hl_c = down + tl * 0.55
         hl = np.concatenate([pts(hx, hl_c - 0.16 * tl * e), pts(hx[::-1], hl_c + 0.12 * tl * e)])
         fill(hl, self.lip_hi)
-        # the lip line where the lips meet (visible when closed)
+        # a darker border around the lips, and the line where they meet (seen when closed)
+        cv2.polylines(img, [outer], True, self.lip_edge, 1, cv2.LINE_AA, 4)
         line = pts(np.concatenate([[-hw], xi, [hw]]), np.zeros(n + 2))
-        cv2.polylines(img, [line], False, self.lip_line, 1, cv2.LINE_AA, 4)
+        thick = max(1, int(round(0.035 * w0 * sx)))
+        cv2.polylines(img, [line], False, self.lip_line, thick, cv2.LINE_AA, 4)
         if cav * sx > 0.15:
             cavity = np.concatenate([pts(xi, inner_top), pts(xi[::-1], inner_bottom[::-1])])
             fill(cavity, self.cavity)
@@ -889,6 +892,7 @@ def clip_content(*, seconds: float = 4.0, offset_frames: int = 0, faces: int = 1
         "sentence_seeds": seeds,
         "seed": seed,
         "voice": {k: _r(v) for k, v in asdict(speaker_voice).items()},
+        "appearances": [a.to_dict() for a in apps],
         "phones": [{"symbol": p.symbol, "start_s": _r(p.start_s), "end_s": _r(p.end_s)}
                    for p in phones],
         "mouth_phase": 0.5,
@@ -946,6 +950,7 @@ def silence_clip(out_dir: str | Path, name: str, *, seconds: float = 4.0,
         "offset_frames": 0, "faces": 1, "speaker": 0, "appearance_index": int(appearance_index),
         "appearance_indices": [int(appearance_index)], "sentence_seed": None,
         "sentence_seeds": [None], "seed": int(seed), "voice": None,
+        "appearances": [app.to_dict()],
         "phones": [{"symbol": voice.PAUSE_SYMBOL, "start_s": 0.0, "end_s": _r(seconds)}],
         "mouth_phase": 0.5,
         "mouth_opening": _round_list(opening), "mouth_width": _round_list(width),
