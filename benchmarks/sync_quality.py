@@ -59,17 +59,18 @@ def held_out_features(model: LipSyncInference, work: Path) -> dict:
     prepare(cfg)
     clips = list(load_clips(cfg.data.processed_dir, 96).values())
     sampler = ChunkSampler(clips, CHUNK_FRAMES, seed=7)
-    accs, pos, neg = [], [], []
+    keys = ("acc", "acc_pos", "acc_neg", "speech_acc", "speech_acc_pos", "speech_acc_neg")
+    sums = {k: [] for k in keys}
     with torch.no_grad():
         for _ in range(40):
             x, f, ids, starts = sampler.sample(8)
             _, s = sync_loss(model.expert, x, f, ids, starts, 5)
-            accs.append(s["acc"])
-            pos.append(s["acc_pos"])
-            neg.append(s["acc_neg"])
+            for k in keys:
+                sums[k].append(s[k])
     errors = offset_errors(model.expert, clips, model.device, 15)
-    return {"held_out_clips": len(clips), "binary_acc": float(np.mean(accs)), "acc_pos": float(np.mean(pos)),
-            "acc_neg": float(np.mean(neg)), "segment_cases": int(len(errors)),
+    acc = {("binary_" + k if k == "acc" else k.replace("speech_acc", "binary_acc_speech")): float(np.nanmean(v))
+           for k, v in sums.items()}
+    return {"held_out_clips": len(clips), **acc, "segment_cases": int(len(errors)),
             "segment_offset_acc_pm1": float((np.abs(errors) <= 1).mean()),
             "segment_offset_mae": float(np.abs(errors).mean())}
 
@@ -129,8 +130,8 @@ def end_to_end(model: LipSyncInference, work: Path) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="/tmp/synclip_syncq")
-    p.add_argument("--clips", type=int, default=60)
-    p.add_argument("--epochs", type=int, default=14)
+    p.add_argument("--clips", type=int, default=160)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--samples", type=int, default=1200, help="chunks (25 frames) per epoch")
     p.add_argument("--skip-train", action="store_true", help="evaluate the checkpoint already in --work")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sync_quality.json"))
@@ -141,6 +142,7 @@ def main() -> int:
     if not args.skip_train:
         t0 = time.perf_counter()
         synth.make_dataset(work / "train", args.clips, seconds=4.0, seed=1)
+        result["train_clips"] = args.clips
         for i in range(24):
             synth.make_clip(work / "held", f"held_{i:02d}", seconds=4.0, appearance_index=HELD + i,
                             sentence_seed=HELD + i)

@@ -19,27 +19,37 @@ from .datasets import window_feats
 from .models.syncnet import SyncExpert
 
 
+SPEECH_LEVEL = 0.35  # mean normalised log-mel (0 = 80 dB below the clip's peak, 1 = peak) of a window with speech
+
+
+def pair_masks(clip_ids: torch.Tensor, starts: torch.Tensor, w: int, shift_min: int):
+    """Which (face window, audio window) pairs of a batch are positives, ignored, or negatives.
+
+    Pairs from one clip at the same frame are positives; at >= shift_min frames apart, negatives (same face,
+    same voice: only timing differs); nearer pairs are ignored. Pairs across clips are negatives too.
+    Returns (pos, neg_same, neg_other), each (N, N) bool with N = B * w.
+    """
+    b = len(clip_ids)
+    frame = (starts[:, None] + torch.arange(w, device=starts.device)).reshape(-1)
+    clip = clip_ids[:, None].expand(b, w).reshape(-1)
+    same_clip = clip[:, None] == clip[None, :]
+    gap = (frame[:, None] - frame[None, :]).abs()
+    return same_clip & (gap == 0), same_clip & (gap >= shift_min), ~same_clip
+
+
 def sync_loss(model: SyncExpert, crops: torch.Tensor, feats: torch.Tensor, clip_ids: torch.Tensor,
               starts: torch.Tensor, shift_min: int) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss on a batch of chunks: every face window against every audio window of the batch.
 
     crops (B, T, 3, S, S), feats (B, W, M, F), clip_ids (B,), starts (B,) first frame of each chunk.
-    Pairs from one clip at the same frame are positives; at >= shift_min frames apart, negatives (same face,
-    same voice: only timing differs); nearer pairs are ignored. Pairs across clips are negatives too.
-    Two terms: balanced BCE (calibrated probabilities) + cross-entropy over each chunk's windows (offsets).
+    Two terms: balanced BCE over the pairs of ``pair_masks`` (calibrated probabilities) + cross-entropy over
+    each chunk's windows (the offset task).
     """
     face = model.face_embed(crops)  # (B, W, D)
     aud = model.audio_embed(feats)  # (B, W, D)
     b, w, d = face.shape
     logits = model.pair_logits(face.reshape(-1, d), aud.reshape(-1, d))  # (N, N), N = B*W
-    frame = (starts[:, None] + torch.arange(w)).reshape(-1)
-    clip = clip_ids[:, None].expand(b, w).reshape(-1)
-    same_clip = clip[:, None] == clip[None, :]
-    gap = (frame[:, None] - frame[None, :]).abs()
-    pos = same_clip & (gap == 0)
-    near = same_clip & (gap > 0) & (gap < shift_min)
-    neg_same = same_clip & (gap >= shift_min)
-    neg_other = ~same_clip
+    pos, neg_same, neg_other = pair_masks(clip_ids, starts, w, shift_min)
     weights = torch.zeros_like(logits)
     for mask, share in ((pos, 0.5), (neg_same, 0.25), (neg_other, 0.25)):
         n = int(mask.sum())
@@ -47,18 +57,27 @@ def sync_loss(model: SyncExpert, crops: torch.Tensor, feats: torch.Tensor, clip_
             weights[mask] = share / n
     if not neg_other.any():  # a batch from one clip: same-clip negatives carry the negative half
         weights[neg_same] *= 2
-    labels = pos.float()
-    bce = F.binary_cross_entropy_with_logits(logits, labels, weight=weights, reduction="sum")
+    bce = F.binary_cross_entropy_with_logits(logits, pos.float(), weight=weights, reduction="sum")
     # Offset term: within each chunk, pick the right audio window among its W candidates.
     chunk = logits.view(b, w, b, w)[torch.arange(b), :, torch.arange(b), :]  # (B, W, W)
-    ce = F.cross_entropy(chunk.reshape(-1, w), torch.arange(w).repeat(b))
+    ce = F.cross_entropy(chunk.reshape(-1, w), torch.arange(w, device=logits.device).repeat(b))
     with torch.no_grad():
-        pred = logits > 0
-        acc_pos = pred[pos].float().mean()
-        acc_neg = (~pred[neg_same | neg_other]).float().mean()
-        stats = {"bce": float(bce), "offset_ce": float(ce), "acc": float((acc_pos + acc_neg) / 2),
-                 "acc_pos": float(acc_pos), "acc_neg": float(acc_neg)}
+        stats = {"bce": float(bce), "offset_ce": float(ce), **pair_accuracy(logits, pos, neg_same | neg_other)}
+        # Windows where the audio has speech: a silent window shifted onto another silent stretch of the same
+        # clip (closed mouth, no sound) is in sync and off sync at once, so no model can tell those apart.
+        speech = (feats.mean(dim=(2, 3)) > SPEECH_LEVEL).reshape(-1)
+        either = speech[:, None] | speech[None, :]
+        sp = pair_accuracy(logits, pos & speech[None, :], (neg_same | neg_other) & either)
+        stats.update({f"speech_{k}": v for k, v in sp.items()})
     return bce + ce, stats
+
+
+def pair_accuracy(logits: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, float]:
+    """Balanced accuracy at probability 0.5 over the given positive and negative pairs."""
+    pred = logits > 0
+    acc_pos = pred[pos].float().mean() if pos.any() else torch.tensor(float("nan"))
+    acc_neg = (~pred[neg]).float().mean() if neg.any() else torch.tensor(float("nan"))
+    return {"acc": float((acc_pos + acc_neg) / 2), "acc_pos": float(acc_pos), "acc_neg": float(acc_neg)}
 
 
 @torch.no_grad()
