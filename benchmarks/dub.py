@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-VIDEO = ROOT.parent / "shared" / "data" / "real" / "video" / "wav2lip_pr600_test.mov"
-SPEECH = ROOT.parent / "shared" / "data" / "real" / "audio" / "musetalk_eng.wav"
+from common import REAL, ROOT, RESULTS, save_result  # (puts the project on sys.path)
+
+VIDEO = REAL / "video" / "wav2lip_pr600_test.mov"
+SPEECH = REAL / "audio" / "musetalk_eng.wav"
 
 
 def untrained_checkpoint(size: int, path: Path) -> Path:
@@ -73,7 +73,7 @@ def main() -> int:
     p.add_argument("--checkpoint-256")
     p.add_argument("--device", default="cpu")
     p.add_argument("--long-minutes", type=float, default=10.0)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dub.json"))
+    p.add_argument("--out", default=str(RESULTS / "dub.json"))
     args = p.parse_args()
     if not VIDEO.is_file() or not SPEECH.is_file():
         print(f"skipped: real test media not found at {VIDEO.parent.parent}")
@@ -99,10 +99,8 @@ def main() -> int:
     print(f"{'case':44s} {'frames':>7s} {'seconds':>8s} {'frames/s':>9s} {'peak RSS MB':>12s}")
     for r in rows:
         print(f"{r['case']:44s} {r['frames']:7d} {r['seconds']:8.1f} {r['fps']:9.1f} {r['peak_rss_mb']:12.0f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"device": args.device, "cpus": os.cpu_count(),
-                                          "platform": platform.platform(), "rows": rows}, indent=1))
-    print(f"wrote {args.out}")
+    save_result(args.out, {"device": args.device, "cpus": os.cpu_count(), "platform": platform.platform(),
+                           "rows": rows})
     return 0
 
 

@@ -25,11 +25,9 @@ import cv2
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, RESULTS, bench_config, save_result  # (puts the project on sys.path)
 
 from synclip import media, synth  # noqa: E402
-from synclip.config import load_config  # noqa: E402
 from synclip.dub import DubOptions, dub_video  # noqa: E402
 from synclip.face import crop  # noqa: E402
 from synclip.infer import LipSyncInference, candidate_tracks  # noqa: E402
@@ -68,16 +66,11 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=800)
     p.add_argument("--pairs", type=int, default=8)
     p.add_argument("--skip-train", action="store_true")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gen_quality.json"))
+    p.add_argument("--out", default=str(RESULTS / "gen_quality.json"))
     p.add_argument("--sheet", default=str(ROOT / "docs" / "contact_sheet_synthetic.png"))
     args = p.parse_args()
     work = Path(args.work)
-    cfg = load_config(None).replace(**{
-        "data.processed_dir": str(work / "processed"), "data.crop_size": 96,
-        "paths.checkpoints_dir": str(work / "checkpoints"), "paths.logs_dir": str(work / "logs"),
-        "model.input_size": SIZE, "model.base_channels": 16, "model.hidden_dim": 128,
-        "training.batch_size": 8, "training.num_epochs": args.epochs, "training.samples_per_epoch": args.samples,
-        "training.learning_rate": 1e-3, "training.checkpoint_every": 100})
+    cfg = bench_config(work, **{"training.num_epochs": args.epochs, "training.samples_per_epoch": args.samples})
     result: dict = {"config": {"epochs": args.epochs, "samples_per_epoch": args.samples}}
     if not args.skip_train:
         t0 = time.perf_counter()
@@ -91,7 +84,7 @@ def main() -> int:
     sheet_rows = []
     for i in range(args.pairs):
         look = HELD + i
-        a = synth.make_clip(held, f"a{i}", seconds=3.0, appearance_index=look, sentence_seed=look)
+        synth.make_clip(held, f"a{i}", seconds=3.0, appearance_index=look, sentence_seed=look)
         b = synth.make_clip(held, f"b{i}", seconds=3.0, appearance_index=look, sentence_seed=look + 500)
         va, vb, audio_b = held / "videos" / f"a{i}.mp4", held / "videos" / f"b{i}.mp4", held / "audios" / f"b{i}.wav"
         dubbed = held / f"dub_a{i}_to_b{i}.mp4"
@@ -158,9 +151,8 @@ def main() -> int:
               [(round(x["generated_mean"], 3), round(x["generated_max"], 3), round(x["truth_min"], 3),
                 round(x["truth_max"], 3)) for x in pauses])
     print("silence:", {k: (round(v, 4) if v is not None else None) for k, v in result["silence"].items()})
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out} and {args.sheet}")
+    save_result(args.out, result)
+    print(f"contact sheet: {args.sheet}")
     return 0
 
 

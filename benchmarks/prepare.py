@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "data" / "real" / "video"
+from common import REAL, ROOT, RESULTS, save_result  # (puts the project on sys.path)
+
+VIDEOS = REAL / "video"
 CLIPS = {"720p h264 (wav2lip_pr600_test.mov)": "wav2lip_pr600_test.mov",
          "1080x1920 hevc (latentsync_demo2_video.mp4)": "latentsync_demo2_video.mp4"}
 
@@ -51,7 +52,6 @@ def run_prepare(video: Path, work: Path) -> dict:
 
 def make_long_video(src: Path, minutes: float, dst: Path) -> Path:
     """Repeat src's frames and sound (25 fps, H.264 + AAC) until `minutes` long, streaming (flat memory)."""
-    sys.path.insert(0, str(ROOT))
     import numpy as np
 
     from synclip import media
@@ -77,18 +77,18 @@ def make_long_video(src: Path, minutes: float, dst: Path) -> Path:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=10.0, help="length of the long video for the memory test")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "prepare.json"))
+    p.add_argument("--out", default=str(RESULTS / "prepare.json"))
     args = p.parse_args()
-    if not REAL.is_dir():
-        print(f"skipped: real test media not found at {REAL}")
+    if not VIDEOS.is_dir():
+        print(f"skipped: real test media not found at {VIDEOS}")
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for label, name in CLIPS.items():
-            r = run_prepare(REAL / name, tmp / name)
+            r = run_prepare(VIDEOS / name, tmp / name)
             rows.append({"case": label, **r})
-        src = REAL / "wav2lip_pr600_test.mov"
+        src = VIDEOS / "wav2lip_pr600_test.mov"
         for minutes in (1.0, args.minutes):
             t0 = time.perf_counter()
             long = make_long_video(src, minutes, tmp / f"long_{minutes:g}min.mp4")
@@ -101,9 +101,7 @@ def main() -> int:
               f"{(r['face_coverage'] or 0):6.1%}")
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()}, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    save_result(args.out, result)
     return 0
 
 

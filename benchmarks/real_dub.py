@@ -23,12 +23,10 @@ import cv2
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import REAL, ROOT, RESULTS, bench_config, save_result  # (puts the project on sys.path)
 
 from synclip import audio as A  # noqa: E402
 from synclip import media  # noqa: E402
-from synclip.config import load_config  # noqa: E402
 from synclip.dub import dub_video  # noqa: E402
 from synclip.face import crop  # noqa: E402
 from synclip.infer import LipSyncInference, candidate_tracks  # noqa: E402
@@ -36,7 +34,6 @@ from synclip.metrics import psnr, ssim  # noqa: E402
 from synclip.prepare import prepare  # noqa: E402
 from synclip.train import run_stage  # noqa: E402
 
-REAL = ROOT.parent / "shared" / "data" / "real"
 TRAIN_FRACTION = 0.7
 
 
@@ -55,7 +52,7 @@ def main() -> int:
     p.add_argument("--clip", default="pcavs_Input_00098.mp4")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--samples", type=int, default=400)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_dub.json"))
+    p.add_argument("--out", default=str(RESULTS / "real_dub.json"))
     p.add_argument("--sheet", default=str(ROOT / "docs" / "contact_sheet_real.png"))
     args = p.parse_args()
     video = REAL / "video" / args.clip
@@ -67,13 +64,8 @@ def main() -> int:
     (work / "videos" / video.name).symlink_to(video)
     (work / "checkpoints").mkdir()
     shutil.copy(args.expert, work / "checkpoints" / "best_model.pth")
-    cfg = load_config(None).replace(**{
-        "data.videos_dir": str(work / "videos"), "data.audios_dir": str(work / "none"),
-        "data.processed_dir": str(work / "processed"), "data.crop_size": 96,
-        "paths.checkpoints_dir": str(work / "checkpoints"), "paths.logs_dir": str(work / "logs"),
-        "model.input_size": 96, "model.base_channels": 16, "model.hidden_dim": 128, "training.batch_size": 8,
-        "training.num_epochs": args.epochs, "training.samples_per_epoch": args.samples,
-        "training.init_checkpoint": args.init, "training.checkpoint_every": 100})
+    cfg = bench_config(work, **{"training.num_epochs": args.epochs, "training.samples_per_epoch": args.samples,
+                                "training.init_checkpoint": args.init})
     prepare(cfg)
     name = video.stem
     split = {"by": "time", "seed": 0, "train": [[name, 0.0, 0.6]], "val": [[name, 0.6, TRAIN_FRACTION]],
@@ -117,9 +109,8 @@ def main() -> int:
                                 "dubbed_score": s1, "dubbed_confidence": d1["confidence"],
                                 "dubbed_offset_frames": d1["offset_frames"]}
     print(json.dumps({k: v for k, v in result.items() if k != "test_crops_last_30pct"}, indent=1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out} and {args.sheet}; work folder {work}")
+    save_result(args.out, result)
+    print(f"contact sheet: {args.sheet}; work folder {work}")
     return 0
 
 

@@ -11,23 +11,19 @@ Writes the per-epoch curves and the result to benchmarks/results/real_sync.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import REAL, RESULTS, bench_config, save_result  # (puts the project on sys.path)
 
 from synclip import media  # noqa: E402
-from synclip.config import load_config  # noqa: E402
 from synclip.prepare import prepare  # noqa: E402
 from synclip.train import run_stage  # noqa: E402
 
-REAL = ROOT.parent / "shared" / "data" / "real" / "video"
+VIDEOS = REAL / "video"
 TRAIN_FRACTION = 0.7
 CHANCE_PM1 = 3 / 31
 
@@ -38,25 +34,20 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--samples", type=int, default=400)
     p.add_argument("--work", default="")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_sync.json"))
+    p.add_argument("--out", default=str(RESULTS / "real_sync.json"))
     args = p.parse_args()
-    if not REAL.is_dir():
-        print(f"skipped: real test media not found at {REAL}")
+    if not VIDEOS.is_dir():
+        print(f"skipped: real test media not found at {VIDEOS}")
         return 0
-    clips = sorted(REAL.iterdir(), key=lambda v: -media.probe_video(v).duration_s)[:3]
+    clips = sorted(VIDEOS.iterdir(), key=lambda v: -media.probe_video(v).duration_s)[:3]
     work = Path(args.work or tempfile.mkdtemp(prefix="synclip_real_"))
     (work / "videos").mkdir(parents=True, exist_ok=True)
     for v in clips:
         link = work / "videos" / v.name
         if not link.exists():
             link.symlink_to(v)
-    cfg = load_config(None).replace(**{
-        "data.videos_dir": str(work / "videos"), "data.audios_dir": str(work / "none"),
-        "data.processed_dir": str(work / "processed"), "data.crop_size": 96,
-        "paths.checkpoints_dir": str(work / "checkpoints"), "paths.logs_dir": str(work / "logs"),
-        "model.input_size": 96, "model.base_channels": 16, "model.hidden_dim": 128,
-        "training.batch_size": 8, "training.num_epochs": args.epochs, "training.samples_per_epoch": args.samples,
-        "training.init_checkpoint": args.init, "training.checkpoint_every": 100})
+    cfg = bench_config(work, **{"training.num_epochs": args.epochs, "training.samples_per_epoch": args.samples,
+                                "training.init_checkpoint": args.init})
     prepare(cfg)
     names = [v.stem for v in clips]
     split = {"by": "time", "seed": 0, "train": [[n, 0.0, TRAIN_FRACTION] for n in names],
@@ -74,9 +65,7 @@ def main() -> int:
               f"{(c['val_offset_acc_pm1'] or np.nan):10.3f} {(c['val_offset_mae'] or np.nan):10.2f}")
     print(f"last 30%: offset within +-1 frame {fit.test_metrics.get('offset_acc', float('nan')):.3f} "
           f"(chance {CHANCE_PM1:.3f}), binary acc {fit.test_metrics.get('acc', float('nan')):.3f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    save_result(args.out, result)
     return 0
 
 

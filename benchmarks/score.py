@@ -20,13 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
+from common import REAL, ROOT, RESULTS, save_result  # (puts the project on sys.path)
 from prepare import make_long_video  # noqa: E402
 
-REAL = ROOT.parent / "shared" / "data" / "real" / "video" / "wav2lip_pr600_test.mov"
+VIDEO = REAL / "video" / "wav2lip_pr600_test.mov"
 
 
 def train_throughput(device: str, steps: int = 20) -> dict:
@@ -61,12 +58,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "score.json"))
+    p.add_argument("--out", default=str(RESULTS / "score.json"))
     args = p.parse_args()
     result = {"device": args.device, "cpus": os.cpu_count(), "platform": platform.platform()}
-    if REAL.is_file():
+    if VIDEO.is_file():
         with tempfile.TemporaryDirectory() as tmp:
-            video = make_long_video(REAL, 1.0, Path(tmp) / "sixty.mp4")
+            video = make_long_video(VIDEO, 1.0, Path(tmp) / "sixty.mp4")
             env = dict(os.environ, GLOG_minloglevel="2", PYTHONPATH=str(ROOT))
             t = time.perf_counter()
             out = subprocess.run([sys.executable, "-m", "synclip.cli", "score", str(video), "--checkpoint",
@@ -79,14 +76,12 @@ def main() -> int:
             print(f"score, 60 s of 720p: {wall:.1f} s wall = {60 / wall:.1f}x real time "
                   f"(face in {d['face_coverage']:.0%} of frames)")
     else:
-        print(f"skipped the scoring run: {REAL} not found")
+        print(f"skipped the scoring run: {VIDEO} not found")
     tp = train_throughput(args.device)
     result["train"] = tp
     print(f"training: {tp['chunks_per_s']:.1f} chunks/s = {tp['windows_per_s']:.0f} windows/s "
           f"({tp['frames_per_s']:.0f} frames/s) on {args.device}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    save_result(args.out, result)
     return 0
 
 

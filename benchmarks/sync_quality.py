@@ -1,6 +1,6 @@
 """Sync expert quality on held-out synthetic data (appearances and sentences never seen in training).
 
-    python benchmarks/sync_quality.py [--minutes 15] [--work /tmp/syncq] [--out benchmarks/results/sync_quality.json]
+    python benchmarks/sync_quality.py [--clips 160] [--epochs 12] [--work /tmp/synclip_syncq] [--skip-train]
 
 Trains the expert with the benchmark config on this machine (time-boxed by the epoch count chosen for a
 2-core CPU), then measures on held-out clips:
@@ -16,33 +16,20 @@ Trains the expert with the benchmark config on this machine (time-boxed by the e
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import RESULTS, bench_config, save_result  # noqa: E402 (puts the project on sys.path)
 
 from synclip import media, synth  # noqa: E402
-from synclip.config import load_config  # noqa: E402
 from synclip.infer import LipSyncInference, shift_audio  # noqa: E402
 from synclip.prepare import prepare  # noqa: E402
 from synclip.train import run_stage  # noqa: E402
 
 HELD = 90_000  # appearance and sentence seeds of held-out clips start here; training uses 100000+
-
-
-def bench_config(work: Path, epochs: int, samples: int):
-    return load_config(None).replace(**{
-        "data.videos_dir": str(work / "train" / "videos"), "data.audios_dir": str(work / "train" / "audios"),
-        "data.processed_dir": str(work / "processed"), "data.crop_size": 96,
-        "paths.checkpoints_dir": str(work / "checkpoints"), "paths.logs_dir": str(work / "logs"),
-        "model.input_size": 96, "model.base_channels": 16, "model.hidden_dim": 128,
-        "training.batch_size": 8, "training.num_epochs": epochs, "training.samples_per_epoch": samples,
-        "training.checkpoint_every": 100})
 
 
 def held_out_features(model: LipSyncInference, work: Path) -> dict:
@@ -53,9 +40,7 @@ def held_out_features(model: LipSyncInference, work: Path) -> dict:
     from synclip.sync import sync_loss
     from synclip.sync_stage import CHUNK_FRAMES, offset_errors
 
-    cfg = load_config(None).replace(**{"data.videos_dir": str(work / "held" / "videos"),
-                                       "data.audios_dir": str(work / "held" / "audios"),
-                                       "data.processed_dir": str(work / "held_processed"), "data.crop_size": 96})
+    cfg = bench_config(work / "held", work / "held" / "videos", work / "held" / "audios")
     prepare(cfg)
     clips = list(load_clips(cfg.data.processed_dir, 96).values())
     sampler = ChunkSampler(clips, CHUNK_FRAMES, seed=7)
@@ -134,10 +119,11 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--samples", type=int, default=1200, help="chunks (25 frames) per epoch")
     p.add_argument("--skip-train", action="store_true", help="evaluate the checkpoint already in --work")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sync_quality.json"))
+    p.add_argument("--out", default=str(RESULTS / "sync_quality.json"))
     args = p.parse_args()
     work = Path(args.work)
-    cfg = bench_config(work, args.epochs, args.samples)
+    cfg = bench_config(work, work / "train" / "videos", work / "train" / "audios",
+                       **{"training.num_epochs": args.epochs, "training.samples_per_epoch": args.samples})
     result: dict = {"config": {"clips": args.clips, "epochs": args.epochs, "samples_per_epoch": args.samples}}
     if not args.skip_train:
         t0 = time.perf_counter()
@@ -160,9 +146,7 @@ def main() -> int:
     for k, v in summary.items():
         print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
     print("mean scores:", {k: round(v, 3) for k, v in result["mean_scores"].items()})
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    save_result(args.out, result)
     return 0
 
 
