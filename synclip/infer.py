@@ -1,6 +1,6 @@
 """LipSyncInference: score a video's lip sync, find and fix its audio offset, dub it, in batches.
 
-Pure functions do the work (``track_faces``, ``face_window_embeddings``, ``score_tracks``); the class holds the
+Pure functions do the work (``candidate_tracks``, ``face_window_embeddings``, ``score_track``); the class holds the
 loaded models and a face detector. Offsets follow syncnet_python's sign: +K frames (40 ms each) means the
 audio leads the video; ``sync_video_audio(mode="shift")`` delays such audio by K frames.
 """
@@ -25,7 +25,7 @@ from .config import DataConfig
 from .errors import CheckpointError, MediaError, NoFaceError, SynclipError
 from .face import FaceDetector, Track, crop
 from .models.syncnet import SyncDims, SyncExpert
-from .prepare import detect_tracks, subject_squares
+from .prepare import DETECT_SIDE_PX, detect_tracks, subject_squares
 from .sync import OffsetResult, audio_embeddings, offset_curve, window_valid
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,25 @@ def candidate_tracks(video: Path, info: media.VideoInfo, detector: FaceDetector,
     return tracks, squares
 
 
+def decode_scale(info: media.VideoInfo, squares: list[np.ndarray], size: int) -> float:
+    """How far frames can be shrunk while decoding for crops of ``size`` px: to the detector's 640 px when
+    the faces stay at least 1.5x the crop there (converting and cropping a 720p frame costs more than the
+    CNN does), else not at all."""
+    scale = min(1.0, DETECT_SIDE_PX / max(info.width, info.height))
+    sides = np.concatenate([s[:, 2] for s in squares])
+    smallest = np.nanpercentile(sides, 10) if np.isfinite(sides).any() else 0.0
+    return scale if smallest * scale >= 1.5 * size else 1.0
+
+
 @torch.no_grad()
-def face_window_embeddings(model: SyncExpert, video: Path, squares: list[np.ndarray], device: torch.device
-                           ) -> list[torch.Tensor]:
+def face_window_embeddings(model: SyncExpert, video: Path, info: media.VideoInfo, squares: list[np.ndarray],
+                           device: torch.device) -> list[torch.Tensor]:
     """Pass 2, streamed: crops of every track -> (T-4, D) window embeddings per track (memory: features only)."""
     size = model.dims.input_size
     n_frames = len(squares[0])
+    scale = decode_scale(info, squares, size)
+    dims = (2 * round(info.width * scale / 2), 2 * round(info.height * scale / 2)) if scale < 1 else None
+    scaled = [s * scale for s in squares]
     feats: list[list[torch.Tensor]] = [[] for _ in squares]
     pending: list[list[np.ndarray]] = [[] for _ in squares]
 
@@ -83,10 +96,10 @@ def face_window_embeddings(model: SyncExpert, video: Path, squares: list[np.ndar
                 items.clear()
 
     blank = np.zeros((size, size, 3), np.uint8)
-    frames = media.iter_frames(video)
+    frames = media.iter_frames(video, size=dims)
     for i in range(n_frames):
         frame = next(frames, None)
-        for k, sq in enumerate(squares):
+        for k, sq in enumerate(scaled):
             ok = frame is not None and not np.isnan(sq[i, 0])
             pending[k].append(crop(frame, sq[i], size) if ok else blank)
         if len(pending[0]) >= FEATURE_BATCH_FRAMES:
@@ -174,7 +187,7 @@ class LipSyncInference:
         n = min(len(s) for s in squares)
         squares = [s[:n] for s in squares]
         feats = audio_features_for(wav[:A.frames_to_samples(n)], self.audio_feature)
-        faces = face_window_embeddings(self.expert, video, squares, self.device)
+        faces = face_window_embeddings(self.expert, video, info, squares, self.device)
         out = []
         for k, (t, sq, face) in enumerate(zip(tracks, squares, faces)):
             res, score, best, ws = score_track(self.expert, face, ~np.isnan(sq[:, 0]), feats, self.max_offset,
