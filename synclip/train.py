@@ -8,7 +8,6 @@ console lines go through ``report`` (the CLI passes ``print``) and progress bars
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,8 +20,6 @@ from tqdm import tqdm
 from .checkpoint import load_checkpoint, load_state, save_checkpoint
 from .config import Config
 from .errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 Report = Callable[[str], None]
 
@@ -69,106 +66,133 @@ def _fmt(metrics: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
 
 
-def fit(stage: Stage, cfg: Config, out_dir: Path, log_dir: Path, *, resume: bool = False,
-        report: Report = lambda s: None, progress: bool = False) -> FitResult:
-    """Train ``stage`` for cfg.training.num_epochs epochs of samples_per_epoch samples each."""
-    t = cfg.training
-    out_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = out_dir / "last.pth", out_dir / "best_model.pth"
-    start_epoch, step, best, history = 0, 0, math.inf, []
-    if resume:
-        ck = load_checkpoint(last_path, kind=stage.kind)
-        load_state(stage.model, ck["state_dict"], last_path)
-        if ck.get("optimizer"):
-            stage.optimizer.load_state_dict(ck["optimizer"])
-        start_epoch, step = ck["epoch"], ck["step"]
-        best = ck["extra"].get("best", math.inf)
-        history = json.loads(ck["extra"].get("history", "[]"))
-        report(f"Resumed from {last_path} at epoch {start_epoch} (step {step})")
-    from torch.utils.tensorboard import SummaryWriter
+class _Run:
+    """The state of one fit(): counters, best value, history, TensorBoard writer, console + file report."""
 
-    writer = SummaryWriter(log_dir=str(log_dir))
-    console = report
-    log_file = log_dir / "train.log"
+    def __init__(self, stage: Stage, cfg: Config, out_dir: Path, log_dir: Path, report: Report, progress: bool):
+        from torch.utils.tensorboard import SummaryWriter
 
-    def report(line: str) -> None:  # noqa: F811 - every console line also goes to logs/<stage>/train.log
-        console(line)
-        with open(log_file, "a", encoding="utf-8") as fh:
+        self.stage, self.cfg, self.out_dir, self.progress = stage, cfg, out_dir, progress
+        self.last_path, self.best_path = out_dir / "last.pth", out_dir / "best_model.pth"
+        self.start_epoch, self.step, self.best, self.history = 0, 0, math.inf, []
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self.log_file = log_dir / "train.log"
+        self.console = report
+        self.result = FitResult(self.best_path if self.best_path.exists() else None, self.last_path, 0, False)
+
+    def report(self, line: str) -> None:
+        """Every console line also goes to logs/<stage>/train.log."""
+        self.console(line)
+        with open(self.log_file, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
-    steps_per_epoch = max(1, t.samples_per_epoch // t.batch_size)
-    result = FitResult(best_path if best_path.exists() else None, last_path, start_epoch, False, history)
+    def resume(self) -> None:
+        ck = load_checkpoint(self.last_path, kind=self.stage.kind)
+        load_state(self.stage.model, ck["state_dict"], self.last_path)
+        if ck.get("optimizer"):
+            self.stage.optimizer.load_state_dict(ck["optimizer"])
+        self.start_epoch, self.step = ck["epoch"], ck["step"]
+        self.best = ck["extra"].get("best", math.inf)
+        self.history = json.loads(ck["extra"].get("history", "[]"))
+        self.result.epochs_done = self.start_epoch
+        self.report(f"Resumed from {self.last_path} at epoch {self.start_epoch} (step {self.step})")
 
-    def save(path: Path, epoch: int, metrics: dict) -> None:
-        extra = {"best": best, "history": json.dumps(history), **stage.extra_state()}
-        save_checkpoint(path, kind=stage.kind, config=cfg.to_dict(), dims=stage.dims(),
-                        state_dict=stage.model.state_dict(), epoch=epoch, step=step, metrics=metrics,
-                        optimizer=stage.optimizer.state_dict(), extra=extra)
+    def save(self, path: Path, epoch: int, metrics: dict) -> None:
+        extra = {"best": self.best, "history": json.dumps(self.history), **self.stage.extra_state()}
+        save_checkpoint(path, kind=self.stage.kind, config=self.cfg.to_dict(), dims=self.stage.dims(),
+                        state_dict=self.stage.model.state_dict(), epoch=epoch, step=self.step, metrics=metrics,
+                        optimizer=self.stage.optimizer.state_dict(), extra=extra)
 
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch, t.num_epochs):
-            stage.model.train()
-            sums: dict[str, float] = {}
-            t0 = time.perf_counter()
-            bar = tqdm(range(steps_per_epoch), desc=f"Epoch {epoch + 1}/{t.num_epochs}", disable=not progress,
-                       leave=False, dynamic_ncols=True)
-            for _ in bar:
-                stats = stage.train_step()
-                step += 1
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                    writer.add_scalar(f"train/{k}", v, step)
-                bar.set_postfix(loss=f"{stats['loss']:.3f}", **({"acc": f"{stats['acc']:.3f}"} if "acc" in stats
-                                                              else {}))
-            train_m = {k: v / steps_per_epoch for k, v in sums.items()}
-            writer.add_scalar("train/learning_rate", stage.optimizer.param_groups[0]["lr"], step)
-            val_m = stage.evaluate("val")
-            for k, v in val_m.items():
-                writer.add_scalar(f"val/{k}", v, step)
-            stage.log_extras(writer, step, "val")
-            secs = time.perf_counter() - t0
-            history.append({"epoch": epoch + 1, "train": train_m, "val": val_m, "seconds": round(secs, 1)})
-            report(f"Epoch {epoch + 1}/{t.num_epochs} ({secs:.0f}s, {steps_per_epoch * t.batch_size / secs:.0f} "
-                   f"samples/s): train {_fmt(train_m)} | val {_fmt(val_m)}")
-            if result.left_chance_epoch is None and train_m.get(stage.chance_key, 9.9) < stage.chance_level * 0.9:
-                result.left_chance_epoch = epoch + 1
-                report(f"Training loss left the chance level ({stage.chance_level:.2f}) at epoch {epoch + 1}")
-            if val_m[stage.best_key] < best:
-                best = val_m[stage.best_key]
-                save(best_path, epoch + 1, val_m)
-                result.best_path = best_path
-                report(f"  new best {stage.best_key}={best:.4f} -> {best_path}")
-            if (epoch + 1) % t.checkpoint_every == 0:
-                save(out_dir / f"checkpoint_epoch_{epoch + 1}.pth", epoch + 1, val_m)
-            save(last_path, epoch + 1, val_m)
-            result.epochs_done = epoch + 1
-    except KeyboardInterrupt:
-        save(last_path, epoch, history[-1]["val"] if history else {})
-        result.interrupted = True
-        report(f"Interrupted: saved {last_path}; continue with --resume")
-        writer.close()
-        return result
-    writer.flush()
-    result.history = history
-    if result.left_chance_epoch is None:
-        result.learned = False
-        msg = (f"WARNING: training stayed at the chance level ({stage.chance_key} never fell below "
-               f"{stage.chance_level * 0.9:.3f}); this model has learnt nothing useful. Try more epochs, more data "
-               f"or a lower learning rate.")
-        report(msg)
-    if result.best_path is not None:
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One epoch of steps; returns the mean of each training statistic."""
+        t = self.cfg.training
+        steps = max(1, t.samples_per_epoch // t.batch_size)
+        self.stage.model.train()
+        sums: dict[str, float] = {}
+        bar = tqdm(range(steps), desc=f"Epoch {epoch + 1}/{t.num_epochs}", disable=not self.progress, leave=False,
+                   dynamic_ncols=True)
+        for _ in bar:
+            stats = self.stage.train_step()
+            self.step += 1
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+                self.writer.add_scalar(f"train/{k}", v, self.step)
+            shown = {k: f"{stats[k]:.3f}" for k in ("loss", "acc") if k in stats}
+            bar.set_postfix(**shown)
+        self.writer.add_scalar("train/learning_rate", self.stage.optimizer.param_groups[0]["lr"], self.step)
+        return {k: v / steps for k, v in sums.items()}
+
+    def end_epoch(self, epoch: int, train_m: dict, seconds: float) -> None:
+        """Validate, log, keep the best, write the periodic and the last checkpoint."""
+        stage, t, n = self.stage, self.cfg.training, epoch + 1
+        val_m = stage.evaluate("val")
+        for k, v in val_m.items():
+            self.writer.add_scalar(f"val/{k}", v, self.step)
+        stage.log_extras(self.writer, self.step, "val")
+        self.history.append({"epoch": n, "train": train_m, "val": val_m, "seconds": round(seconds, 1)})
+        rate = max(1, t.samples_per_epoch // t.batch_size) * t.batch_size / seconds
+        self.report(f"Epoch {n}/{t.num_epochs} ({seconds:.0f}s, {rate:.0f} samples/s): train {_fmt(train_m)} | "
+                    f"val {_fmt(val_m)}")
+        if self.result.left_chance_epoch is None and train_m.get(stage.chance_key, 9.9) < stage.chance_level * 0.9:
+            self.result.left_chance_epoch = n
+            self.report(f"Training loss left the chance level ({stage.chance_level:.2f}) at epoch {n}")
+        if val_m[stage.best_key] < self.best:
+            self.best = val_m[stage.best_key]
+            self.save(self.best_path, n, val_m)
+            self.result.best_path = self.best_path
+            self.report(f"  new best {stage.best_key}={self.best:.4f} -> {self.best_path}")
+        if n % t.checkpoint_every == 0:
+            self.save(self.out_dir / f"checkpoint_epoch_{n}.pth", n, val_m)
+        self.save(self.last_path, n, val_m)
+        self.result.epochs_done = n
+
+    def finish(self) -> None:
+        """Say whether anything was learnt, then evaluate the best checkpoint on the test part."""
+        stage, result = self.stage, self.result
+        result.history = self.history
+        if result.left_chance_epoch is None:
+            result.learned = False
+            self.report(f"WARNING: training stayed at the chance level ({stage.chance_key} never fell below "
+                        f"{stage.chance_level * 0.9:.3f}); this model has learnt nothing useful. Try more epochs, "
+                        f"more data or a lower learning rate.")
+        if result.best_path is None:
+            return
         ck = load_checkpoint(result.best_path, kind=stage.kind)
         load_state(stage.model, ck["state_dict"], result.best_path)
         result.test_metrics = stage.evaluate("test")
         for k, v in result.test_metrics.items():
-            writer.add_scalar(f"test/{k}", v, step)
-        report(f"Test set ({result.best_path.name}): {_fmt(result.test_metrics)}")
-        (out_dir / f"{stage.kind}_metrics.json").write_text(json.dumps(
-            {"test": result.test_metrics, "history": history, "learned": result.learned,
+            self.writer.add_scalar(f"test/{k}", v, self.step)
+        self.report(f"Test set ({result.best_path.name}): {_fmt(result.test_metrics)}")
+        (self.out_dir / f"{stage.kind}_metrics.json").write_text(json.dumps(
+            {"test": result.test_metrics, "history": self.history, "learned": result.learned,
              "left_chance_epoch": result.left_chance_epoch}, indent=1), encoding="utf-8")
-    writer.close()
-    return result
+
+
+def fit(stage: Stage, cfg: Config, out_dir: Path, log_dir: Path, *, resume: bool = False,
+        report: Report = lambda s: None, progress: bool = False) -> FitResult:
+    """Train ``stage`` for cfg.training.num_epochs epochs of samples_per_epoch samples each.
+
+    Ctrl+C saves last.pth (the epochs finished so far, the weights as they are) and returns with
+    ``interrupted`` set; ``resume`` continues from last.pth.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(stage, cfg, out_dir, log_dir, report, progress)
+    if resume:
+        run.resume()
+    try:
+        for epoch in range(run.start_epoch, cfg.training.num_epochs):
+            t0 = time.perf_counter()
+            train_m = run.train_epoch(epoch)
+            run.end_epoch(epoch, train_m, time.perf_counter() - t0)
+        run.finish()
+    except KeyboardInterrupt:
+        run.save(run.last_path, run.result.epochs_done, run.history[-1]["val"] if run.history else {})
+        run.result.interrupted = True
+        run.report(f"Interrupted: saved {run.last_path}; continue with --resume")
+    finally:
+        run.writer.close()
+    run.result.history = run.history
+    return run.result
 
 
 def stage_dir(cfg: Config, kind: str) -> Path:
