@@ -65,13 +65,15 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--samples", type=int, default=800)
     p.add_argument("--pairs", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--out", default=str(RESULTS / "gen_quality.json"))
     p.add_argument("--sheet", default=str(ROOT / "docs" / "contact_sheet_synthetic.png"))
     args = p.parse_args()
     work = Path(args.work)
-    cfg = bench_config(work, **{"training.num_epochs": args.epochs, "training.samples_per_epoch": args.samples})
-    result: dict = {"config": {"epochs": args.epochs, "samples_per_epoch": args.samples}}
+    cfg = bench_config(work, **{"training.num_epochs": args.epochs, "training.samples_per_epoch": args.samples,
+                                "training.learning_rate": args.lr})
+    result: dict = {"config": {"epochs": args.epochs, "samples_per_epoch": args.samples, "lr": args.lr}}
     if not args.skip_train:
         t0 = time.perf_counter()
         fit = run_stage(cfg, "generator", report=print)

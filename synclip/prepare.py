@@ -201,8 +201,9 @@ def _run_job(job: Job, cfg: DataConfig, out_dir: Path, signature: dict) -> Outco
         entry = process_clip(job, cfg, out_dir, _WORKER["detector"])
         entry["signature"] = signature
         return Outcome(job.name, job.video, "processed", entry=entry)
-    except SynclipError as e:
-        return Outcome(job.name, job.video, "rejected", e.reason if e.path else str(e))
+    except SynclipError as e:  # the line names the video; name the other file too when that one is at fault
+        where = f"{e.path}: " if e.path is not None and e.path != job.video else ""
+        return Outcome(job.name, job.video, "rejected", f"{where}{e.reason}" + (f" ({e.fix})" if e.fix else ""))
     except Exception as e:  # a bug or an odd file must not stop the batch; the reason is kept
         log.exception("unexpected failure on %s", job.video)
         return Outcome(job.name, job.video, "rejected", f"unexpected error: {type(e).__name__}: {e}")

@@ -73,7 +73,10 @@ class Generator(nn.Module):
         self.head = nn.Conv2d(chans[0], 3, 1)
 
     def forward(self, faces: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """faces (B, 6, S, S) in [0, 1] (masked target, reference); audio (B, M, F) in [0, 1] -> (B, 3, S, S)."""
+        """faces (B, 6, S, S) in [0, 1] (masked target, reference); audio (B, M, F) in [0, 1] -> (B, 3, S, S).
+
+        Only the lower half is drawn: the upper half of the output is the target's own (it was never masked),
+        so all capacity goes to the mouth and jaw and paste-back can never shift the eyes."""
         x = self.stem(faces - 0.5)
         skips = [x]
         for stage in self.down:
@@ -84,7 +87,8 @@ class Generator(nn.Module):
         x = self.bottleneck(torch.cat([x, a], 1))
         for stage, skip in zip(self.up, reversed(skips[:-1])):
             x = stage(x, skip)
-        return torch.sigmoid(self.head(x))
+        half = faces.shape[-2] // 2
+        return torch.cat([faces[:, :3, :half], torch.sigmoid(self.head(x))[:, :, half:]], dim=2)
 
 
 def mask_lower_half(crops: torch.Tensor) -> torch.Tensor:
