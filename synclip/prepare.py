@@ -115,24 +115,26 @@ def subject_squares(track: Track, cfg: DataConfig) -> tuple[np.ndarray, np.ndarr
     return boxes, kps, square_boxes(boxes, cfg.face_pad, kps)
 
 
-def encode_crops(video: Path, squares: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pass 2: JPEG bytes of every crop, concatenated, and offsets (T+1,); empty where no face."""
-    chunks: list[bytes] = []
+def encode_crops(video: Path, squares: np.ndarray, size: int, spool: Path) -> np.ndarray:
+    """Pass 2: JPEG bytes of every crop appended to the file ``spool``; returns offsets (T+1,) into it.
+
+    Frames without a face get no bytes. Spooling to disk keeps memory flat however long the video is.
+    """
     offsets = [0]
     frames = media.iter_frames(video)
-    for i in range(len(squares)):
-        frame = next(frames, None)
-        sq = squares[i]
-        if frame is not None and not np.isnan(sq[0]):
-            bgr = cv2.cvtColor(crop(frame, sq, size), cv2.COLOR_RGB2BGR)
-            ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            chunks.append(buf.tobytes() if ok else b"")
-        else:
-            chunks.append(b"")
-        offsets.append(offsets[-1] + len(chunks[-1]))
+    with open(spool, "wb") as out:
+        for i in range(len(squares)):
+            frame = next(frames, None)
+            sq = squares[i]
+            data = b""
+            if frame is not None and not np.isnan(sq[0]):
+                bgr = cv2.cvtColor(crop(frame, sq, size), cv2.COLOR_RGB2BGR)
+                ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                data = buf.tobytes() if ok else b""
+            out.write(data)
+            offsets.append(offsets[-1] + len(data))
     frames.close()
-    data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
-    return data, np.asarray(offsets, dtype=np.int64)
+    return np.asarray(offsets, dtype=np.int64)
 
 
 def load_clip_audio(job: Job, info: media.VideoInfo, cfg: DataConfig) -> np.ndarray:
@@ -165,20 +167,24 @@ def process_clip(job: Job, cfg: DataConfig, out_dir: Path, detector: FaceDetecto
                           fix=f"use footage that shows one face (data.min_face_coverage = {cfg.min_face_coverage})")
     boxes, kps, squares = subject_squares(tracks[0], cfg)
     boxes, kps, squares = boxes[:num_frames], kps[:num_frames], squares[:num_frames]
-    jpeg, offsets = encode_crops(job.video, squares, cfg.crop_size)
     wav = wav[: A.frames_to_samples(num_frames)]
     mel = A.log_mel(wav).numpy().astype(np.float32)
     mfcc = A.mfcc(wav).numpy().astype(np.float32)
-    present = offsets[1:] > offsets[:-1]
     out = out_dir / f"{job.name}.npz"
-    tmp = out_dir / f".{job.name}.tmp.npz"
+    tmp, spool = out_dir / f".{job.name}.tmp.npz", out_dir / f".{job.name}.tmp.jpeg"
     try:
+        offsets = encode_crops(job.video, squares, cfg.crop_size, spool)
+        present = offsets[1:] > offsets[:-1]
+        # A memmap is written to the archive in chunks, so the crops never sit in memory all at once.
+        jpeg = np.memmap(spool, dtype=np.uint8, mode="r") if offsets[-1] else np.zeros(0, np.uint8)
         with open(tmp, "wb") as fh:
             np.savez(fh, jpeg=jpeg, jpeg_offsets=offsets, present=present, boxes=boxes.astype(np.float32),
                      squares=squares.astype(np.float32), keypoints=kps.astype(np.float32), mel=mel, mfcc=mfcc)
+        del jpeg
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+        spool.unlink(missing_ok=True)
     return {"name": job.name, "file": out.name, "video": str(job.video),
             "audio": str(job.audio) if job.audio else None, "num_frames": int(num_frames),
             "fps": A.VIDEO_FPS, "source_fps": info.fps, "width": info.width, "height": info.height,

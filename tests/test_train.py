@@ -97,6 +97,17 @@ def test_generator_stage_needs_the_expert_at_the_same_size(cfg):
     result = run_stage(cfg, "generator", report=lambda s: None, split=BY_CLIP)
     ck = load_checkpoint(result.best_path, kind="generator")
     assert "expert" in ck["extra"]
+    # Fine-tuning (one person's footage): a new run starts from these weights, in a folder of its own.
+    import torch
+
+    from synclip.datasets import load_clips
+    from synclip.gen_stage import GeneratorStage
+
+    tuned = cfg.replace(**{"training.init_checkpoint": str(result.best_path)})
+    clips = load_clips(cfg.data.processed_dir, 96)
+    stage = GeneratorStage(tuned, clips, BY_CLIP, torch.device("cpu"))
+    for k, v in stage.model.state_dict().items():
+        assert torch.equal(v, ck["state_dict"][k]), k
     with pytest.raises(ConfigError, match="input size"):
         run_stage(cfg.replace(**{"model.input_size": 128, "data.crop_size": 128}), "generator", split=BY_CLIP)
 
