@@ -28,6 +28,10 @@ TRAIN_FRACTION = 0.7
 CHANCE_PM1 = 3 / 31
 
 
+def _num(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--init", default="", help="start from this sync checkpoint (same dims as below)")
@@ -62,7 +66,7 @@ def main() -> int:
     print(f"{'epoch':>5s} {'train bce':>9s} {'val bce':>8s} {'val acc':>8s} {'offset acc':>10s} {'offset MAE':>10s}")
     for c in curves:
         print(f"{c['epoch']:5d} {c['train_bce']:9.3f} {c['val_bce']:8.3f} {c['val_acc']:8.3f} "
-              f"{(c['val_offset_acc_pm1'] or np.nan):10.3f} {(c['val_offset_mae'] or np.nan):10.2f}")
+              f"{_num(c['val_offset_acc_pm1']):10.3f} {_num(c['val_offset_mae']):10.2f}")
     print(f"last 30%: offset within +-1 frame {fit.test_metrics.get('offset_acc', float('nan')):.3f} "
           f"(chance {CHANCE_PM1:.3f}), binary acc {fit.test_metrics.get('acc', float('nan')):.3f}")
     save_result(args.out, result)

@@ -118,35 +118,41 @@ def _hann_window(device: torch.device) -> torch.Tensor:
     return torch.hann_window(WIN_SAMPLES, periodic=True, dtype=torch.float64, device=device)
 
 
-def mel_power(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+MEL_BLOCK_FRAMES = 4800  # 60 s of mel frames per STFT block: long audio never holds a whole-file STFT
+
+
+def mel_power(audio: np.ndarray | torch.Tensor, block_frames: int = MEL_BLOCK_FRAMES) -> torch.Tensor:
     """Power mel spectrogram: |STFT|^2 of a Hann-windowed 800-sample frame, through the filterbank.
 
     Args:
         audio: (samples,) float in [-1, 1] at SAMPLE_RATE_HZ; numpy array or tensor (any device).
+        block_frames: frames per STFT block; each frame depends only on its own 800 samples, so blocks give
+            the same result as one whole-file STFT while memory stays bounded (a 10-minute track's float64
+            STFT alone would be ~300 MB).
 
     Returns:
         float32 tensor (M, N_MELS) on the input's device, M = num_mel_frames(samples);
         units: power re full scale 1.0 (sum of squared STFT magnitudes, unnormalised FFT).
     """
     x = _as_audio_tensor(audio)
-    # The STFT runs in float64 and is cast at the end: float32 FFT rounding is ~1e-7 of the
-    # frame's energy, which is a large relative error on quiet bins next to loud ones.
-    spec = torch.stft(
-        x.to(torch.float64),
-        n_fft=N_FFT,
-        hop_length=HOP_SAMPLES,
-        win_length=WIN_SAMPLES,
-        window=_hann_window(x.device),
-        center=True,
-        # librosa >= 0.10 pads with zeros (pad_mode="constant") by default; match it so
-        # features compare like with like against librosa (reflect would change edge frames).
-        pad_mode="constant",
-        return_complex=True,
-    )  # (N_FREQS, M)
-    power = spec.real.square() + spec.imag.square()
+    # center=True with zero padding, done by hand so the frames can be cut into blocks: frame m covers
+    # padded[m * HOP : m * HOP + N_FFT]. librosa >= 0.10 pads with zeros (pad_mode="constant") by default;
+    # matching it keeps the edge frames comparable with librosa's.
+    padded = torch.nn.functional.pad(x, (N_FFT // 2, N_FFT // 2))
+    total = num_mel_frames(len(x))
     # torch.tensor copies: the cached filterbank is read-only and torch refuses to alias it.
     fb = torch.tensor(mel_filterbank(), dtype=torch.float64, device=x.device)
-    return (fb @ power).T.to(torch.float32).contiguous()
+    out = []
+    for m0 in range(0, total, block_frames):
+        m1 = min(total, m0 + block_frames)
+        seg = padded[m0 * HOP_SAMPLES: (m1 - 1) * HOP_SAMPLES + N_FFT]
+        # The STFT runs in float64 and is cast at the end: float32 FFT rounding is ~1e-7 of the
+        # frame's energy, which is a large relative error on quiet bins next to loud ones.
+        spec = torch.stft(seg.to(torch.float64), n_fft=N_FFT, hop_length=HOP_SAMPLES, win_length=WIN_SAMPLES,
+                          window=_hann_window(x.device), center=False, return_complex=True)  # (N_FREQS, m1-m0)
+        power = spec.real.square() + spec.imag.square()
+        out.append((fb @ power).T.to(torch.float32))
+    return torch.cat(out).contiguous()
 
 
 def _power_to_db(power: torch.Tensor) -> torch.Tensor:

@@ -141,3 +141,12 @@ def test_num_windows_matches_definition() -> None:
 def test_sample_frame_conversions() -> None:
     assert A.frames_to_samples(25) == 16000
     assert A.samples_to_frames(16000) == 25 and A.samples_to_frames(16639) == 25 and A.samples_to_frames(639) == 0
+
+
+def test_mel_power_in_blocks_equals_one_stft():
+    rng = np.random.default_rng(5)
+    wav = (0.3 * rng.standard_normal(16000 * 3 + 123)).astype(np.float32)
+    whole = A.mel_power(wav, block_frames=10**9)
+    blocks = A.mel_power(wav, block_frames=37)
+    assert blocks.shape == whole.shape == (A.num_mel_frames(len(wav)), A.N_MELS)
+    assert torch.allclose(blocks, whole, rtol=1e-6, atol=1e-9)
