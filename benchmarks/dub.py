@@ -73,6 +73,7 @@ def main() -> int:
     p.add_argument("--checkpoint-256")
     p.add_argument("--device", default="cpu")
     p.add_argument("--long-minutes", type=float, default=10.0)
+    p.add_argument("--sizes", type=int, nargs="+", default=[96, 256], help="input sizes timed on 60 s of audio")
     p.add_argument("--out", default=str(RESULTS / "dub.json"))
     args = p.parse_args()
     if not VIDEO.is_file() or not SPEECH.is_file():
@@ -86,11 +87,12 @@ def main() -> int:
         speech = media.read_audio(SPEECH)  # 60 s
         audio60 = tmp / "speech60.wav"
         media.write_wav(audio60, speech[: 60 * 16000])
-        for size, given in ((96, args.checkpoint_96), (256, args.checkpoint_256)):
-            ck = Path(given) if given else untrained_checkpoint(size, tmp / f"g{size}.pth")
+        given = {96: args.checkpoint_96, 256: args.checkpoint_256}
+        for size in args.sizes:
+            ck = Path(given[size]) if given.get(size) else untrained_checkpoint(size, tmp / f"g{size}.pth")
             r = run(ck, audio60, tmp / f"out{size}.mp4", args.device)
             rows.append({"case": f"60 s audio, 720p video, input {size}", **r})
-        ck96 = Path(args.checkpoint_96) if args.checkpoint_96 else tmp / "g96.pth"
+        ck96 = Path(args.checkpoint_96) if args.checkpoint_96 else untrained_checkpoint(96, tmp / "g96.pth")
         long_audio = tmp / "long.wav"
         reps = int(np.ceil(args.long_minutes * 60 * 16000 / len(speech)))
         media.write_wav(long_audio, np.tile(speech, reps)[: int(args.long_minutes * 60 * 16000)])
