@@ -13,7 +13,9 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -137,6 +139,23 @@ def encode_crops(video: Path, squares: np.ndarray, size: int, spool: Path) -> np
     return np.asarray(offsets, dtype=np.int64)
 
 
+def write_npz(path: Path, jpeg_spool: Path, **arrays: np.ndarray) -> None:
+    """An .npz that np.load reads like np.savez's: ``arrays`` plus ``jpeg``, the spool file's bytes as uint8.
+
+    The spool is copied into the archive in 1 MiB pieces (np.savez would need it in memory, and a memmap
+    of it counts every page read towards the process's memory).
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
+        header = np.lib.format.header_data_from_array_1_0(np.zeros(0, np.uint8))
+        header["shape"] = (jpeg_spool.stat().st_size,)
+        with zf.open("jpeg.npy", "w", force_zip64=True) as fh, open(jpeg_spool, "rb") as src:
+            np.lib.format.write_array_header_2_0(fh, header)
+            shutil.copyfileobj(src, fh, 1 << 20)
+
+
 def load_clip_audio(job: Job, info: media.VideoInfo, cfg: DataConfig) -> np.ndarray:
     """16 kHz mono audio cut or padded to the video's length; rejects length mismatches beyond tolerance."""
     wav = media.read_audio(job.audio or job.video)
@@ -175,12 +194,8 @@ def process_clip(job: Job, cfg: DataConfig, out_dir: Path, detector: FaceDetecto
     try:
         offsets = encode_crops(job.video, squares, cfg.crop_size, spool)
         present = offsets[1:] > offsets[:-1]
-        # A memmap is written to the archive in chunks, so the crops never sit in memory all at once.
-        jpeg = np.memmap(spool, dtype=np.uint8, mode="r") if offsets[-1] else np.zeros(0, np.uint8)
-        with open(tmp, "wb") as fh:
-            np.savez(fh, jpeg=jpeg, jpeg_offsets=offsets, present=present, boxes=boxes.astype(np.float32),
-                     squares=squares.astype(np.float32), keypoints=kps.astype(np.float32), mel=mel, mfcc=mfcc)
-        del jpeg
+        write_npz(tmp, spool, jpeg_offsets=offsets, present=present, boxes=boxes.astype(np.float32),
+                  squares=squares.astype(np.float32), keypoints=kps.astype(np.float32), mel=mel, mfcc=mfcc)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
