@@ -1,6 +1,6 @@
 """Slow: a small expert trained on synthetic clips must recover offsets and rank sync on unseen faces.
 
-Run with `make test-slow` (about 5 minutes on 2 cores). The full figures come from benchmarks/sync_quality.py.
+Run with `make test-slow` (about 4 minutes on 2 cores). The full figures come from benchmarks/sync_quality.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def expert(tmp_path_factory):
         "data.processed_dir": str(root / "processed"), "data.crop_size": 96,
         "paths.checkpoints_dir": str(root / "ck"), "paths.logs_dir": str(root / "logs"),
         "model.base_channels": 16, "model.hidden_dim": 128, "training.batch_size": 8,
-        "training.num_epochs": 5, "training.samples_per_epoch": 600})
+        "training.num_epochs": 7, "training.samples_per_epoch": 800})
     prepare(cfg)
     result = run_stage(cfg, "sync")
     assert result.learned and result.left_chance_epoch is not None
@@ -35,7 +35,7 @@ def expert(tmp_path_factory):
 @pytest.mark.parametrize("offset", [-8, -3, 0, 5, 10])
 def test_offset_recovered_on_unseen_faces(expert, offset):
     model, root = expert
-    synth.make_clip(root / "held", f"o{offset}", seconds=2.0, offset_frames=offset,
+    synth.make_clip(root / "held", f"o{offset}", seconds=3.0, offset_frames=offset,
                     appearance_index=77_000 + offset, sentence_seed=77_000 + offset)
     _, d = model.compute_sync_score(root / "held" / "videos" / f"o{offset}.mp4")
     assert abs(d["offset_frames"] - offset) <= 1
