@@ -71,14 +71,21 @@ class FrameSource:
             if opts.static:
                 self.still = self._resize(next(media.iter_frames(path)))
                 self.n = 1
+        if hasattr(self, "still"):
+            self.size = (self.still.shape[1], self.still.shape[0])
+        else:
+            self.size = self._scaled(info.width, info.height)
         self.squares = self._squares(inf)
 
-    def _resize(self, frame: np.ndarray) -> np.ndarray:
+    def _scaled(self, w: int, h: int) -> tuple[int, int]:
+        """(width, height) after the resize factor (kept even for the encoder)."""
         f = self.opts.resize_factor
-        if f <= 1:
+        return (w, h) if f <= 1 else (w // f // 2 * 2, h // f // 2 * 2)
+
+    def _resize(self, frame: np.ndarray) -> np.ndarray:
+        if self.opts.resize_factor <= 1:
             return frame
-        h, w = frame.shape[:2]
-        return cv2.resize(frame, (w // f // 2 * 2, h // f // 2 * 2), interpolation=cv2.INTER_AREA)
+        return cv2.resize(frame, self._scaled(frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_AREA)
 
     def frames(self) -> Iterator[np.ndarray]:
         if self.n == 1 and hasattr(self, "still"):
@@ -159,8 +166,7 @@ def dub_video(inf, source: str | Path, audio_path: str | Path, output: Path, opt
     src = FrameSource(inf, source, opts)
     gen, size = inf.generator, inf.generator.dims.input_size
     mask = lower_face_mask(size)
-    first = next(src.frames())
-    h, w = first.shape[:2]
+    w, h = src.size
     with media.VideoWriter(output, w, h) as writer:
         batch: list[tuple[int, np.ndarray, np.ndarray]] = []
 
