@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -141,7 +141,6 @@ class Track:
     scores: np.ndarray  # (T,)
     keypoints: np.ndarray  # (T, 6, 2)
     last_seen: int = -1
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def empty(cls, num_frames: int) -> "Track":

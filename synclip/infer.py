@@ -23,9 +23,9 @@ from . import media
 from .checkpoint import load_checkpoint, load_state
 from .config import DataConfig
 from .errors import CheckpointError, MediaError, NoFaceError, SynclipError
-from .face import FaceDetector, Track, crop
+from .face import DETECT_MAX_SIDE_PX, FaceDetector, Track, crop
 from .models.syncnet import SyncDims, SyncExpert
-from .prepare import DETECT_SIDE_PX, detect_tracks, subject_squares
+from .prepare import detect_tracks, subject_squares
 from .sync import OffsetResult, audio_embeddings, offset_curve, window_valid
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def decode_scale(info: media.VideoInfo, squares: list[np.ndarray], size: int) ->
     """How far frames can be shrunk while decoding for crops of ``size`` px: to the detector's 640 px when
     the faces stay at least 1.5x the crop there (converting and cropping a 720p frame costs more than the
     CNN does), else not at all."""
-    scale = min(1.0, DETECT_SIDE_PX / max(info.width, info.height))
+    scale = min(1.0, DETECT_MAX_SIDE_PX / max(info.width, info.height))
     sides = np.concatenate([s[:, 2] for s in squares])
     smallest = np.nanpercentile(sides, 10) if np.isfinite(sides).any() else 0.0
     return scale if smallest * scale >= 1.5 * size else 1.0

@@ -27,7 +27,8 @@ from . import audio as A
 from . import media
 from .config import Config, DataConfig
 from .errors import DataError, NoFaceError, SynclipError
-from .face import FaceDetector, FaceTracker, Track, crop, fill_gaps, smooth, square_boxes
+from .face import (DETECT_MAX_SIDE_PX, FaceDetector, FaceTracker, Track, crop, fill_gaps, smooth,
+                   square_boxes)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ INDEX_NAME = "index.json"
 REJECTS_NAME = "rejects.log"
 FORMAT_VERSION = 1
 JPEG_QUALITY = 95
-DETECT_SIDE_PX = 640  # pass 1 decodes frames scaled to this longer side (swscale is cheaper than cv2 later)
 
 
 @dataclass
@@ -93,8 +93,9 @@ def source_signature(job: Job, cfg: DataConfig) -> dict:
 
 
 def detect_tracks(video: Path, info: media.VideoInfo, detector: FaceDetector) -> list[Track]:
-    """Pass 1: every face in every frame, linked into tracks (best subject first)."""
-    scale = min(1.0, DETECT_SIDE_PX / max(info.width, info.height))
+    """Pass 1: every face in every frame, linked into tracks (best subject first). Frames are decoded at the
+    detector's size already (swscale while decoding is cheaper than shrinking RGB frames afterwards)."""
+    scale = min(1.0, DETECT_MAX_SIDE_PX / max(info.width, info.height))
     size = (2 * round(info.width * scale / 2), 2 * round(info.height * scale / 2))
     tracker = FaceTracker(info.num_frames)
     n = 0
