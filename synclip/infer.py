@@ -20,6 +20,7 @@ import torch
 
 from . import audio as A
 from . import media
+from .alloc import fix_mmap_threshold
 from .checkpoint import load_checkpoint, load_state
 from .config import DataConfig
 from .errors import CheckpointError, MediaError, NoFaceError, SynclipError
@@ -148,6 +149,7 @@ class LipSyncInference:
 
     def __init__(self, checkpoint_path: str | Path, device: str | torch.device | None = None,
                  detector: str = "mediapipe", max_offset: int = 15):
+        fix_mmap_threshold()  # scoring and dubbing stream frames: keep the process from creeping up
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.checkpoint_path = Path(checkpoint_path)
         data = load_checkpoint(self.checkpoint_path, map_location="cpu")

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import audio as A
 from . import media
+from .alloc import fix_mmap_threshold
 from .config import Config, DataConfig
 from .errors import DataError, NoFaceError, SynclipError
 from .face import (DETECT_MAX_SIDE_PX, FaceDetector, FaceTracker, Track, crop, fill_gaps, smooth,
@@ -214,6 +215,7 @@ _WORKER: dict = {}
 
 
 def _init_worker(cfg: DataConfig) -> None:
+    fix_mmap_threshold()
     cv2.setNumThreads(1)
     _WORKER["detector"] = FaceDetector(cfg.detector, cfg.min_detection_confidence)
 
