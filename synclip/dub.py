@@ -8,7 +8,7 @@ feathered mask, colour-matched to the original crop, from a smoothed box.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -61,21 +61,19 @@ class FrameSource:
 
     def __init__(self, inf, path: Path, opts: DubOptions):
         self.path, self.opts = path, opts
-        self.is_image = path.suffix.lower() in IMAGE_EXTS
-        if self.is_image:
+        self.still: np.ndarray | None = None
+        info = None
+        if path.suffix.lower() in IMAGE_EXTS:
             self.still = self._resize(media.read_image(path))
-            self.n = 1
         else:
             info = media.probe_video(path)
-            self.n = info.num_frames
             if opts.static:
                 self.still = self._resize(next(media.iter_frames(path)))
-                self.n = 1
-        if hasattr(self, "still"):
-            self.size = (self.still.shape[1], self.still.shape[0])
+        if self.still is not None:
+            self.n, self.size = 1, (self.still.shape[1], self.still.shape[0])
         else:
-            self.size = self._scaled(info.width, info.height)
-        self.squares = self._squares(inf)
+            self.n, self.size = info.num_frames, self._scaled(info.width, info.height)
+        self.squares = self._squares(inf, info)
 
     def _scaled(self, w: int, h: int) -> tuple[int, int]:
         """(width, height) after the resize factor (kept even for the encoder)."""
@@ -88,37 +86,42 @@ class FrameSource:
         return cv2.resize(frame, self._scaled(frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_AREA)
 
     def frames(self) -> Iterator[np.ndarray]:
-        if self.n == 1 and hasattr(self, "still"):
+        if self.still is not None:
             return iter([self.still])
         return (self._resize(f) for f in media.iter_frames(self.path))
 
-    def _squares(self, inf) -> np.ndarray:
+    def _squares(self, inf, info: media.VideoInfo | None) -> np.ndarray:
+        """Face squares (n, 3) in output pixels: from --box, or the subject's track (as `synclip prepare`
+        finds it: detected at the detector's size, gaps filled, smoothed unless --nosmooth)."""
+        from .face import FaceTracker
+        from .prepare import detect_tracks, subject_squares
+
         top, bottom, left, right = self.opts.pads
+        kps = None
         if self.opts.box is not None:
             boxes = np.tile(np.asarray(self.opts.box, dtype=np.float64) / self.opts.resize_factor, (self.n, 1))
-            kps = None
         else:
-            from .face import FaceTracker
-            from .prepare import subject_squares
-
-            tracker = FaceTracker(self.n)
-            for i, frame in enumerate(self.frames()):
-                tracker.update(i, inf.detector.detect(frame))
-            tracks = tracker.finish(self.n, min_frames=min(3, self.n))
+            if self.still is not None:
+                tracker = FaceTracker(1)
+                tracker.update(0, inf.detector.detect(self.still))
+                tracks, sx, sy = tracker.finish(1, min_frames=1), 1.0, 1.0
+            else:  # found in source pixels; output pixels differ by the resize factor
+                tracks = detect_tracks(self.path, info, inf.detector)
+                sx, sy = self.size[0] / info.width, self.size[1] / info.height
             if not tracks:
                 raise NoFaceError("no face found", path=self.path,
                                   fix="use footage or a photo with a visible frontal face, or give --box")
-            cfg = inf.data_cfg if self.opts.smooth else type(inf.data_cfg)(**{**inf.data_cfg.__dict__,
-                                                                              "smooth_frames": 1})
+            cfg = inf.data_cfg if self.opts.smooth else replace(inf.data_cfg, smooth_frames=1)
             boxes, kps, _ = subject_squares(tracks[0], cfg)
+            boxes, kps = boxes * np.array([sx, sy, sx, sy]), kps * np.array([sx, sy])
         boxes = boxes + np.array([-left, -top, right, bottom], dtype=np.float64)
         return square_boxes(boxes, inf.data_cfg.face_pad, kps)
 
     def ordered(self, total: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(frame, square) for output frames 0..total-1. Forward-only when the video is long enough; else the
         frames are kept JPEG-compressed (memory grows with the video, never with the audio)."""
-        if self.n == 1:
-            frame = next(self.frames())
+        if self.still is not None:
+            frame = self.still
             for _ in range(total):
                 yield frame, self.squares[0]
             return

@@ -108,7 +108,7 @@ def detect_tracks(video: Path, info: media.VideoInfo, detector: FaceDetector) ->
                 d.keypoints = d.keypoints / scale
         tracker.update(i, dets)
         n = i + 1
-    return tracker.finish(n)
+    return tracker.finish(n, min_frames=min(3, n))  # a face in every frame of a 1- or 2-frame video counts
 
 
 def subject_squares(track: Track, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

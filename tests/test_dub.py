@@ -106,3 +106,25 @@ def test_bad_inputs_are_clear_errors_and_leave_nothing(gen_model, synth_dir, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["noface.png", "silent.wav"]
     ok, _ = dub_video(gen_model, video, silent, tmp_path / "quiet.mp4", DubOptions(allow_silence=True))
     assert ok
+
+
+def test_resize_static_and_box_options(gen_model, synth_dir, tmp_path):
+    from synclip.dub import FrameSource
+    from synclip.face import square_boxes
+
+    video, speech = synth_dir / "videos" / "synth_0006.mp4", synth_dir / "audios" / "synth_0006.wav"
+    info = media.probe_video(video)
+    nopad = (0, 0, 0, 0)  # pads are in output pixels, so they would not halve
+    full = FrameSource(gen_model, video, DubOptions(pads=nopad)).squares
+    half = FrameSource(gen_model, video, DubOptions(pads=nopad, resize_factor=2)).squares
+    assert np.isfinite(full).all() and np.abs(half - full / 2).max() < 1.0  # the same face, in halved pixels
+    out = tmp_path / "half.mp4"
+    dub_video(gen_model, video, speech, out, DubOptions(resize_factor=2))
+    small = media.probe_video(out)
+    assert (small.width, small.height) == (info.width // 4 * 2, info.height // 4 * 2)
+    still = FrameSource(gen_model, video, DubOptions(pads=nopad, static=True))
+    assert still.n == 1 and np.allclose(still.squares[0], full[0], atol=0.03 * full[0, 2])  # unsmoothed: close
+    box = (40, 50, 140, 150)
+    fixed = FrameSource(gen_model, video, DubOptions(pads=nopad, box=box)).squares
+    expected = square_boxes(np.asarray([box], np.float64), gen_model.data_cfg.face_pad, None)[0]
+    assert fixed.shape == (info.num_frames, 3) and np.allclose(fixed, expected)
