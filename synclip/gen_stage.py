@@ -19,6 +19,7 @@ from .models.generator import Discriminator, Generator, GeneratorDims, mask_lowe
 from .sync_stage import autocast
 
 EVAL_BATCHES = 6
+SYNC_OFFSETS = 6  # the sync loss asks the expert to pick the right audio among shifts -6..+6 frames
 
 
 def generator_dims(cfg: Config) -> GeneratorDims:
@@ -33,7 +34,7 @@ def frame_audio(feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
 
 class GeneratorStage:
     kind = "generator"
-    best_key = "l1"
+    best_key = "loss"  # the training objective on the validation clips: L1 + weighted sync loss
     chance_key = "l1"
     chance_level = 0.25  # L1 of a mid-grey guess on face crops; a generator that learns drops far below
 
@@ -77,9 +78,10 @@ class GeneratorStage:
         return {"expert": {"dims": self.expert_data["dims"], "state_dict": self.expert_data["state_dict"]}}
 
     def batch(self, sampler: ChunkSampler, size: int, rng: np.random.Generator, train: bool):
-        """-> target (B, 5, 3, S, S), reference (B, 5, 3, S, S), frame audio (B, 5, M, F), window audio."""
-        x, win_feats, ids, starts = sampler.sample(size)
-        refs, frame_feats = [], []
+        """-> target (B, 5, 3, S, S), reference (B, 5, 3, S, S), frame audio (B, 5, M, F), and the window's
+        audio shifted by -SYNC_OFFSETS..+SYNC_OFFSETS frames (B, 2 * SYNC_OFFSETS + 1, M, F)."""
+        x, _, ids, starts = sampler.sample(size)
+        refs, frame_feats, shifted = [], [], []
         for i, s in zip(ids.tolist(), starts.tolist()):
             clip = sampler.clips[i]
             ok = np.flatnonzero(clip.present.numpy())
@@ -87,22 +89,34 @@ class GeneratorStage:
             r = rng.choice(far if len(far) else ok, size=A.SYNC_FRAMES)
             refs.append(clip.crops[torch.as_tensor(r)])
             frame_feats.append(frame_audio(clip.feats, torch.arange(s, s + A.SYNC_FRAMES)))
+            shifted.append(window_feats(clip.feats, s - SYNC_OFFSETS, 2 * SYNC_OFFSETS + 1))
         ref = torch.stack(refs).permute(0, 1, 4, 2, 3).float() / 255.0
         if train:  # the same jitter for target and reference keeps them one person in one light
             both = augment(torch.cat([x, ref], 1), self.gen)
             x, ref = both[:, :A.SYNC_FRAMES], both[:, A.SYNC_FRAMES:]
-        return x, ref, torch.stack(frame_feats), win_feats
+        return x, ref, torch.stack(frame_feats), torch.stack(shifted)
 
     def generate(self, x: torch.Tensor, ref: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
         inp = torch.cat([mask_lower_half(x), ref], 2).flatten(0, 1)
         return self.model(inp, feats.flatten(0, 1)).view_as(x)
 
-    def sync_term(self, fake: torch.Tensor, win_feats: torch.Tensor) -> torch.Tensor:
-        face = self.expert.face_embed(fake)  # (B, 1, D)
-        aud = self.expert.audio_embed(win_feats)  # (B, 1, D)
-        logit = self.expert.logits(face, aud)
-        return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+    def sync_logits(self, crops: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
+        """The expert's in-sync logits of each 5-frame window against its audio shifted by each offset:
+        crops (B, 5, 3, S, S), shifted (B, K, M, F) -> (B, K); column SYNC_OFFSETS is the true audio."""
+        with torch.no_grad():  # the expert is frozen and the audio is given: no gradient needed there
+            aud = self.expert.audio_embed(shifted)  # (B, K, D)
+        return self.expert.logits(self.expert.face_embed(crops), aud)  # (B, 1, D) x (B, K, D) -> (B, K)
+
+    def sync_term(self, fake: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
+        """Mean of two terms: BCE that the generated window is in sync with its audio, and cross-entropy that
+        the expert picks the true audio among the shifted ones. The second asks for the mouth of this very
+        moment, not just a plausible talking mouth: it is what the sync confidence (LSE-C) measures."""
+        logits = self.sync_logits(fake, shifted)
+        true = logits[:, SYNC_OFFSETS]
+        bce = F.binary_cross_entropy_with_logits(true, torch.ones_like(true))
+        target = torch.full((len(logits),), SYNC_OFFSETS, device=logits.device)
+        return (bce + F.cross_entropy(logits, target)) / 2
 
     def train_step(self) -> dict[str, float]:
         t = self.cfg.training
@@ -143,9 +157,11 @@ class GeneratorStage:
             fake = self.generate(x, ref, feats)
             flat_f, flat_x = fake.flatten(0, 1).float(), x.flatten(0, 1)
             half = x.shape[-2] // 2
-            p_fake = torch.sigmoid(self.expert.logits(self.expert.face_embed(fake), self.expert.audio_embed(win)))
-            p_real = torch.sigmoid(self.expert.logits(self.expert.face_embed(x), self.expert.audio_embed(win)))
-            stats = {"l1": float((fake - x).abs().mean()), "ssim": float(ssim(flat_f, flat_x).mean()),
+            p_fake = torch.sigmoid(self.sync_logits(fake, win)[:, SYNC_OFFSETS])
+            p_real = torch.sigmoid(self.sync_logits(x, win)[:, SYNC_OFFSETS])
+            l1, sync = float((fake - x).abs().mean()), float(self.sync_term(fake, win))
+            stats = {"loss": l1 + self.cfg.training.sync_loss_weight * sync, "l1": l1, "sync": sync,
+                     "ssim": float(ssim(flat_f, flat_x).mean()),
                      "psnr": float(psnr(flat_f, flat_x).mean()),
                      "ssim_lower": float(ssim(flat_f[..., half:, :], flat_x[..., half:, :]).mean()),
                      "sync_prob_generated": float(p_fake.mean()), "sync_prob_real": float(p_real.mean())}

@@ -3,7 +3,9 @@
 Input: the target crop with its lower half masked + a reference crop of the same person from another time
 (6 channels), and the audio window of the frame (16 audio frames centred on it). Output: the full crop.
 A U-Net: the face encoder halves the side per stage down to a few pixels, the audio vector joins at the
-bottleneck, and the decoder upsamples with skips from the encoder.
+bottleneck, and the decoder upsamples with skips from the encoder. The audio encoder's map is flattened, not
+averaged, so the vector knows where in the 200-ms window each sound falls (the frame's own sound is the middle).
+The two finest decoder stages run on the lower half only (plus a margin): the upper half is never drawn.
 
 Shapes: B batch, S crop side (96/128/192/256), M = 16 audio frames, F audio bins.
 """
@@ -20,6 +22,8 @@ from .. import audio as A
 from .blocks import ConvBlock, encoder_stage, stage_channels
 
 BOTTLENECK_MAX_PX = 6  # stop halving once the side is at most this
+LOWER_ONLY_STAGES = 2  # finest decoder stages computed on the lower half only
+LOWER_MARGIN_PX = 8  # rows above the middle kept at those stages (beyond the reach of their edge effects)
 
 
 @dataclass(frozen=True)
@@ -62,33 +66,46 @@ class Generator(nn.Module):
         chans = stage_channels(dims.base_channels, n + 1, cap=8 * dims.base_channels)
         self.stem = ConvBlock(6, chans[0], 5)  # (6, S, S) -> (c0, S, S)
         self.down = nn.ModuleList(encoder_stage(chans[i], chans[i + 1]) for i in range(n))
-        audio, cin = [], 1
+        audio, cin, shape = [], 1, (dims.audio_bins, A.MEL_WINDOW)
         for i, c in enumerate(stage_channels(dims.base_channels, 4)):
-            audio.append(encoder_stage(cin, c, stride=(2, 2) if i % 2 else (2, 1)))
+            stride = (2, 2) if i % 2 else (2, 1)
+            audio.append(encoder_stage(cin, c, stride=stride))
+            shape = tuple((n - 1) // k + 1 for n, k in zip(shape, stride))  # 3x3 conv, padding 1
             cin = c
         self.audio_cnn = nn.Sequential(*audio)
-        self.audio_proj = nn.Linear(cin, dims.audio_dim)
+        self.audio_proj = nn.Linear(cin * shape[0] * shape[1], dims.audio_dim)
         self.bottleneck = ConvBlock(chans[-1] + dims.audio_dim, chans[-1], 3)
         self.up = nn.ModuleList(UpStage(chans[i + 1], chans[i], chans[i]) for i in reversed(range(n)))
         self.head = nn.Conv2d(chans[0], 3, 1)
+        self.to(memory_format=torch.channels_last)  # ~1.3x faster convs on CPU (oneDNN) and on GPU
 
     def forward(self, faces: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """faces (B, 6, S, S) in [0, 1] (masked target, reference); audio (B, M, F) in [0, 1] -> (B, 3, S, S).
 
         Only the lower half is drawn: the upper half of the output is the target's own (it was never masked),
         so all capacity goes to the mouth and jaw and paste-back can never shift the eyes."""
-        x = self.stem(faces - 0.5)
+        x = self.stem(faces.contiguous(memory_format=torch.channels_last) - 0.5)
         skips = [x]
         for stage in self.down:
             x = stage(x)
             skips.append(x)
-        a = self.audio_cnn(audio.transpose(1, 2)[:, None] - 0.5).mean(dim=(2, 3))  # (B, C)
+        a = self.audio_cnn(audio.transpose(1, 2)[:, None] - 0.5).flatten(1)  # (B, C * f * m)
         a = torch.relu(self.audio_proj(a))[:, :, None, None].expand(-1, -1, *x.shape[-2:])
         x = self.bottleneck(torch.cat([x, a], 1))
-        for stage, skip in zip(self.up, reversed(skips[:-1])):
-            x = stage(x, skip)
         half = faces.shape[-2] // 2
-        return torch.cat([faces[:, :3, :half], torch.sigmoid(self.head(x))[:, :, half:]], dim=2)
+        n, x_top = len(self.up), 0  # x_top: the row (at x's scale) where x starts
+        fine = skips[:LOWER_ONLY_STAGES]  # the skips of the last decoder stages
+        lower_from = n - LOWER_ONLY_STAGES if all(s.shape[-2] % 4 == 0 for s in fine) else n
+        for i, (stage, skip) in enumerate(zip(self.up, reversed(skips[:-1]))):
+            if i >= lower_from:
+                # Lower half only, plus a margin beyond the convs' edge effects: this stage's rows from `top`
+                # come from x's rows from top / 2 (the stage doubles the side).
+                top = skip.shape[-2] // 2 - LOWER_MARGIN_PX
+                x, skip = x[:, :, top // 2 - x_top:], skip[:, :, top:]
+                x_top = top
+            x = stage(x, skip)
+        drawn = torch.sigmoid(self.head(x))[:, :, half - x_top:]
+        return torch.cat([faces[:, :3, :half], drawn], dim=2)
 
 
 def mask_lower_half(crops: torch.Tensor) -> torch.Tensor:
