@@ -41,6 +41,7 @@ MEL_FPS = SAMPLE_RATE_HZ / HOP_SAMPLES  # 80.0 mel frames per second
 MEL_PER_FRAME = MEL_FPS / VIDEO_FPS  # 3.2 mel frames per video frame
 MEL_WINDOW = round(SYNC_FRAMES * MEL_PER_FRAME)  # 16 mel frames per sync window
 AMIN_POWER = 10.0 ** (MIN_DB / 10.0)  # 1e-10: the power that maps to MIN_DB
+QUIET_PEAK_DB = MIN_DB + TOP_DB  # -20 dB: the least peak normalize_mel assumes, so silence normalises to 0
 
 # Slaney mel scale: linear below 1 kHz, logarithmic above.
 _SLANEY_F_SP_HZ = 200.0 / 3  # Hz per mel on the linear part
@@ -171,6 +172,11 @@ def log_mel(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
 def normalize_mel(db: ArrayOrTensor) -> ArrayOrTensor:
     """Per-clip normalisation for the models: the clip's peak maps to 1, peak - TOP_DB to 0.
 
+    The peak counts as at least QUIET_PEAK_DB, so silence stays 0 (quiet): without that floor an all-silent
+    track (digital zeros, as text-to-speech writes) has its -100 dB "peak" mapped to 1 and reads as loud
+    speech, and the generator opened the mouth wide on it. Speech peaks far above the floor (+11..+23 dB on
+    the synthetic and shared clips; -17 dB even 40 dB quieter), so its features do not change.
+
     Args:
         db: log-mel in dB, any shape (normally (M, N_MELS)); numpy array or tensor.
 
@@ -178,9 +184,9 @@ def normalize_mel(db: ArrayOrTensor) -> ArrayOrTensor:
         same type and shape, values in [0, 1].
     """
     if isinstance(db, torch.Tensor):
-        rel = torch.clamp(db - db.max(), min=-TOP_DB)
+        rel = torch.clamp(db - torch.clamp(db.max(), min=QUIET_PEAK_DB), min=-TOP_DB)
     else:
-        rel = np.maximum(db - db.max(), -TOP_DB)
+        rel = np.maximum(db - max(float(db.max()), QUIET_PEAK_DB), -TOP_DB)
     return rel / TOP_DB + 1.0
 
 

@@ -96,6 +96,14 @@ def test_normalize_mel() -> None:
     torch.testing.assert_close(A.normalize_mel(torch.from_numpy(db)), torch.from_numpy(out))
 
 
+def test_silence_normalises_to_quiet_not_loud() -> None:
+    silence = A.log_mel(np.zeros(A.SAMPLE_RATE_HZ, np.float32))
+    assert float(silence.max()) == A.MIN_DB
+    assert float(A.normalize_mel(silence).max()) == 0.0  # not 1.0: the floor of every speech clip
+    speech = A.log_mel(np.sin(np.arange(A.SAMPLE_RATE_HZ) * 0.2).astype(np.float32) * 0.01)  # -40 dBFS tone
+    assert float(speech.max()) > A.QUIET_PEAK_DB and float(A.normalize_mel(speech).max()) == 1.0
+
+
 def test_mel_start() -> None:
     # frame v starts at v/25 s = mel 3.2 v; nearest mel frame.
     assert [A.mel_start(v) for v in range(7)] == [0, 3, 6, 10, 13, 16, 19]
