@@ -19,6 +19,7 @@ import torch
 
 from . import audio as A
 from . import media
+from .alloc import trim_heap
 from .checkpoint import load_state
 from .errors import MediaError, NoFaceError
 from .face import crop, lower_face_mask, paste, square_boxes
@@ -198,6 +199,7 @@ def dub_video(inf, source: str | Path, audio_path: str | Path, output: Path, opt
             if progress:
                 progress(batch[-1][0] + 1, total)
             batch.clear()
+            trim_heap()  # freed frames go back to the OS: memory stays flat with the audio's length
 
         for t, (frame, sq) in enumerate(src.ordered(total)):
             batch.append((t, frame, sq))

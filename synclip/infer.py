@@ -20,7 +20,7 @@ import torch
 
 from . import audio as A
 from . import media
-from .alloc import fix_mmap_threshold
+from .alloc import trim_heap
 from .checkpoint import load_checkpoint, load_state
 from .config import DataConfig
 from .errors import CheckpointError, MediaError, NoFaceError, SynclipError
@@ -95,6 +95,7 @@ def face_window_embeddings(model: SyncExpert, video: Path, info: media.VideoInfo
                 x = torch.from_numpy(np.stack(items)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
                 feats[k].append(model.frame_features(x[None])[0].cpu())
                 items.clear()
+        trim_heap()  # freed frames go back to the OS: memory stays flat with the video's length
 
     blank = np.zeros((size, size, 3), np.uint8)
     frames = media.iter_frames(video, size=dims)
@@ -149,7 +150,6 @@ class LipSyncInference:
 
     def __init__(self, checkpoint_path: str | Path, device: str | torch.device | None = None,
                  detector: str = "mediapipe", max_offset: int = 15):
-        fix_mmap_threshold()  # scoring and dubbing stream frames: keep the process from creeping up
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.checkpoint_path = Path(checkpoint_path)
         data = load_checkpoint(self.checkpoint_path, map_location="cpu")

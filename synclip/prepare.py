@@ -25,7 +25,7 @@ import numpy as np
 
 from . import audio as A
 from . import media
-from .alloc import fix_mmap_threshold
+from .alloc import trim_heap
 from .config import Config, DataConfig
 from .errors import DataError, NoFaceError, SynclipError
 from .face import (DETECT_MAX_SIDE_PX, FaceDetector, FaceTracker, Track, crop, fill_gaps, smooth,
@@ -39,6 +39,7 @@ INDEX_NAME = "index.json"
 REJECTS_NAME = "rejects.log"
 FORMAT_VERSION = 1
 JPEG_QUALITY = 95
+TRIM_EVERY_FRAMES = 64  # frames between giving freed heap pages back to the OS (see synclip.alloc)
 
 
 @dataclass
@@ -108,6 +109,8 @@ def detect_tracks(video: Path, info: media.VideoInfo, detector: FaceDetector) ->
                 d.keypoints = d.keypoints / scale
         tracker.update(i, dets)
         n = i + 1
+        if n % TRIM_EVERY_FRAMES == 0:
+            trim_heap()  # freed frames go back to the OS: memory stays flat with the video's length
     return tracker.finish(n, min_frames=min(3, n))  # a face in every frame of a 1- or 2-frame video counts
 
 
@@ -137,6 +140,8 @@ def encode_crops(video: Path, squares: np.ndarray, size: int, spool: Path) -> np
                 data = buf.tobytes() if ok else b""
             out.write(data)
             offsets.append(offsets[-1] + len(data))
+            if i % TRIM_EVERY_FRAMES == 0:
+                trim_heap()
     frames.close()
     return np.asarray(offsets, dtype=np.int64)
 
@@ -215,7 +220,6 @@ _WORKER: dict = {}
 
 
 def _init_worker(cfg: DataConfig) -> None:
-    fix_mmap_threshold()
     cv2.setNumThreads(1)
     _WORKER["detector"] = FaceDetector(cfg.detector, cfg.min_detection_confidence)
 
