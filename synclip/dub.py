@@ -189,7 +189,12 @@ def dub_video(inf, source: str | Path, audio_path: str | Path, output: Path, opt
                 inp = torch.cat([mask_lower_half(x), reference[0].expand_as(x)], 1)
                 rows = torch.round(torch.tensor([t - A.SYNC_FRAMES // 2 for t, _, _ in todo]) * A.MEL_PER_FRAME)
                 idx = (rows.long()[:, None] + torch.arange(A.MEL_WINDOW)).clamp(0, len(feats) - 1)
-                fake = gen(inp, feats[idx].to(inf.device))
+                aud = feats[idx].to(inf.device)
+                pad = opts.batch_frames - len(todo)
+                if pad > 0:  # one batch shape always: each new shape would add to oneDNN's kernel cache
+                    inp = torch.cat([inp, inp[:1].expand(pad, -1, -1, -1)])
+                    aud = torch.cat([aud, aud[:1].expand(pad, -1, -1)])
+                fake = gen(inp, aud)[: len(todo)]
                 fake = (fake.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
                 for (t, f, sq), g, c in zip(todo, fake, crops):
                     out[t] = paste(f, colour_match(g, c, mask), sq, mask)
