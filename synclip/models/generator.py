@@ -70,7 +70,7 @@ class Generator(nn.Module):
         for i, c in enumerate(stage_channels(dims.base_channels, 4)):
             stride = (2, 2) if i % 2 else (2, 1)
             audio.append(encoder_stage(cin, c, stride=stride))
-            shape = tuple((n - 1) // k + 1 for n, k in zip(shape, stride))  # 3x3 conv, padding 1
+            shape = tuple((side - 1) // k + 1 for side, k in zip(shape, stride))  # 3x3 conv, padding 1
             cin = c
         self.audio_cnn = nn.Sequential(*audio)
         self.audio_proj = nn.Linear(cin * shape[0] * shape[1], dims.audio_dim)
@@ -95,7 +95,8 @@ class Generator(nn.Module):
         half = faces.shape[-2] // 2
         n, x_top = len(self.up), 0  # x_top: the row (at x's scale) where x starts
         fine = skips[:LOWER_ONLY_STAGES]  # the skips of the last decoder stages
-        lower_from = n - LOWER_ONLY_STAGES if all(s.shape[-2] % 4 == 0 for s in fine) else n
+        even = all(s.shape[-2] % 4 == 0 and s.shape[-2] >= 4 * LOWER_MARGIN_PX for s in fine)
+        lower_from = n - LOWER_ONLY_STAGES if even else n  # else (odd or tiny sides) the whole map
         for i, (stage, skip) in enumerate(zip(self.up, reversed(skips[:-1]))):
             if i >= lower_from:
                 # Lower half only, plus a margin beyond the convs' edge effects: this stage's rows from `top`
