@@ -108,11 +108,11 @@ class GeneratorStage:
             aud = self.expert.audio_embed(shifted)  # (B, K, D)
         return self.expert.logits(self.expert.face_embed(crops), aud)  # (B, 1, D) x (B, K, D) -> (B, K)
 
-    def sync_term(self, fake: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
-        """Mean of two terms: BCE that the generated window is in sync with its audio, and cross-entropy that
-        the expert picks the true audio among the shifted ones. The second asks for the mouth of this very
-        moment, not just a plausible talking mouth: it is what the sync confidence (LSE-C) measures."""
-        logits = self.sync_logits(fake, shifted)
+    @staticmethod
+    def sync_term(logits: torch.Tensor) -> torch.Tensor:
+        """From sync_logits of generated windows: the mean of BCE that the window is in sync with its audio, and
+        cross-entropy that the expert picks the true audio among the shifted ones. The second asks for the mouth
+        of this very moment, not just a plausible talking mouth: it is what the sync confidence (LSE-C) measures."""
         true = logits[:, SYNC_OFFSETS]
         bce = F.binary_cross_entropy_with_logits(true, torch.ones_like(true))
         target = torch.full((len(logits),), SYNC_OFFSETS, device=logits.device)
@@ -124,7 +124,7 @@ class GeneratorStage:
         with autocast(self.device, t.mixed_precision):
             fake = self.generate(x, ref, feats)
             l1 = (fake - x).abs().mean()
-            sync = self.sync_term(fake, win)
+            sync = self.sync_term(self.sync_logits(fake, win))
             loss = l1 + t.sync_loss_weight * sync
             stats = {"l1": float(l1.detach()), "sync": float(sync.detach())}
             if self.disc is not None:
@@ -157,9 +157,10 @@ class GeneratorStage:
             fake = self.generate(x, ref, feats)
             flat_f, flat_x = fake.flatten(0, 1).float(), x.flatten(0, 1)
             half = x.shape[-2] // 2
-            p_fake = torch.sigmoid(self.sync_logits(fake, win)[:, SYNC_OFFSETS])
+            fake_logits = self.sync_logits(fake, win)
+            p_fake = torch.sigmoid(fake_logits[:, SYNC_OFFSETS])
             p_real = torch.sigmoid(self.sync_logits(x, win)[:, SYNC_OFFSETS])
-            l1, sync = float((fake - x).abs().mean()), float(self.sync_term(fake, win))
+            l1, sync = float((fake - x).abs().mean()), float(self.sync_term(fake_logits))
             stats = {"loss": l1 + self.cfg.training.sync_loss_weight * sync, "l1": l1, "sync": sync,
                      "ssim": float(ssim(flat_f, flat_x).mean()),
                      "psnr": float(psnr(flat_f, flat_x).mean()),
