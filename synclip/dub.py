@@ -174,19 +174,20 @@ def dub_video(inf, source: str | Path, audio_path: str | Path, output: Path, opt
     w, h = src.size
     with media.VideoWriter(output, w, h) as writer:
         batch: list[tuple[int, np.ndarray, np.ndarray]] = []
-        reference: list[torch.Tensor] = []  # the first face crop: the reference for every frame
+        reference: torch.Tensor | None = None  # the first face crop: the reference for every frame
 
         def flush() -> None:
+            nonlocal reference
             todo = [(t, f, sq) for t, f, sq in batch if not np.isnan(sq[0])]
             out = {}
             if todo:
                 crops = np.stack([crop(f, sq, size) for _, f, sq in todo])
                 x = torch.from_numpy(crops).to(inf.device).permute(0, 3, 1, 2).float() / 255.0
-                if not reference:
-                    reference.append(x[0])
+                if reference is None:
+                    reference = x[0]
                 # One reference from another moment, as in training (never the frame itself, whose mouth says
                 # the old words): measured dubbed/true confidence 0.92 vs 0.88 with each frame as its own.
-                inp = torch.cat([mask_lower_half(x), reference[0].expand_as(x)], 1)
+                inp = torch.cat([mask_lower_half(x), reference.expand_as(x)], 1)
                 rows = torch.round(torch.tensor([t - A.SYNC_FRAMES // 2 for t, _, _ in todo]) * A.MEL_PER_FRAME)
                 idx = (rows.long()[:, None] + torch.arange(A.MEL_WINDOW)).clamp(0, len(feats) - 1)
                 aud = feats[idx].to(inf.device)
