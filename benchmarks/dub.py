@@ -48,10 +48,10 @@ def run(checkpoint: Path, audio: Path, out: Path, device: str) -> dict:
     code = (
         "import json, resource, time\n"
         "from pathlib import Path\n"
-        "from synclip.infer import LipSyncInference\nfrom synclip.dub import dub_video, DubOptions\n"
+        "from synclip.infer import LipSyncInference\nfrom synclip.dub import DubOptions\n"
         f"m = LipSyncInference({str(checkpoint)!r}, device={device!r})\n"
         "t = time.perf_counter()\n"
-        f"ok, msg = dub_video(m, {str(VIDEO)!r}, {str(audio)!r}, Path({str(out)!r}), DubOptions())\n"
+        f"ok, msg = m.sync_video_audio({str(VIDEO)!r}, {str(audio)!r}, Path({str(out)!r}), options=DubOptions())\n"
         "dt = time.perf_counter() - t\n"
         "print(json.dumps({'seconds': dt, 'msg': msg,"
         " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n")

@@ -28,7 +28,7 @@ import torch
 from common import ROOT, RESULTS, bench_config, save_result  # (puts the project on sys.path)
 
 from synclip import media, synth  # noqa: E402
-from synclip.dub import DubOptions, dub_video  # noqa: E402
+from synclip.dub import DubOptions  # noqa: E402
 from synclip.face import crop  # noqa: E402
 from synclip.infer import LipSyncInference, candidate_tracks  # noqa: E402
 from synclip.metrics import psnr, ssim  # noqa: E402
@@ -95,7 +95,7 @@ def main() -> int:
         b = synth.make_clip(held, f"b{i}", seconds=3.0, appearance_index=look, sentence_seed=look + 500)
         va, vb, audio_b = held / "videos" / f"a{i}.mp4", held / "videos" / f"b{i}.mp4", held / "audios" / f"b{i}.wav"
         dubbed = held / f"dub_a{i}_to_b{i}.mp4"
-        dub_video(model, va, audio_b, dubbed)
+        model.sync_video_audio(va, audio_b, dubbed)
         _, d_true = model.compute_sync_score(vb)
         _, d_undub = model.compute_sync_score(va, audio_b)
         _, d_dub = model.compute_sync_score(dubbed)
@@ -104,7 +104,7 @@ def main() -> int:
                      "score_true": d_true["score"], "score_undubbed": d_undub["score"], "score_dubbed": d_dub["score"]})
         # Redo b from its own audio: generated crops vs the true crops (same squares).
         redo = held / f"redo_b{i}.mp4"
-        dub_video(model, vb, audio_b, redo)
+        model.sync_video_audio(vb, audio_b, redo)
         gt, squares = crops_of(model, vb)
         gen, _ = crops_of(model, redo, squares)
         n = min(len(gt), len(gen))
@@ -133,7 +133,7 @@ def main() -> int:
     silent = held / "silence.wav"
     media.write_wav(silent, np.zeros(3 * 16000, np.float32))
     quiet = held / "dub_silence.mp4"
-    dub_video(model, held / "videos" / "a0.mp4", silent, quiet, DubOptions(allow_silence=True))
+    model.sync_video_audio(held / "videos" / "a0.mp4", silent, quiet, options=DubOptions(allow_silence=True))
     q, _ = crops_of(model, quiet)
     gt0, _ = crops_of(model, held / "videos" / "a0.mp4")
     truth0 = json.loads((held / "truth" / "a0.json").read_text())

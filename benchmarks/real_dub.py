@@ -27,7 +27,6 @@ from common import REAL, ROOT, RESULTS, bench_config, save_result  # (puts the p
 
 from synclip import audio as A  # noqa: E402
 from synclip import media  # noqa: E402
-from synclip.dub import dub_video  # noqa: E402
 from synclip.face import crop  # noqa: E402
 from synclip.infer import LipSyncInference, candidate_tracks  # noqa: E402
 from synclip.metrics import psnr, ssim  # noqa: E402
@@ -79,7 +78,7 @@ def main() -> int:
     n = media.probe_video(video).num_frames
     tail = cut(video, int(n * TRAIN_FRACTION), work / "tail.mp4")
     redo = work / "redo.mp4"
-    dub_video(model, tail, tail, redo)
+    model.sync_video_audio(tail, tail, redo)
     info = media.probe_video(tail)
     _, squares = candidate_tracks(tail, info, model.detector, model.data_cfg)
     sq = squares[0]
@@ -102,7 +101,7 @@ def main() -> int:
     new_audio = work / "speech.wav"
     media.write_wav(new_audio, speech)
     dubbed = work / "dubbed.mp4"
-    dub_video(model, video, new_audio, dubbed)
+    model.sync_video_audio(video, new_audio, dubbed)
     s0, d0 = model.compute_sync_score(video, new_audio)
     s1, d1 = model.compute_sync_score(dubbed)
     result["dub_new_speech"] = {"undubbed_score": s0, "undubbed_confidence": d0["confidence"],

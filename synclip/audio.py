@@ -12,13 +12,12 @@ Timelines:
 from __future__ import annotations
 
 import functools
-import logging
 from typing import TypeVar
 
 import numpy as np
 import torch
 
-log = logging.getLogger(__name__)
+from .errors import DataError, InputError
 
 # -- hard-coded audio parameters (the models are trained on exactly these) --
 SAMPLE_RATE_HZ = 16000
@@ -33,6 +32,9 @@ N_MFCC = 13
 SYNC_FRAMES = 5  # video frames per sync window
 MIN_DB = -100.0  # floor of log_mel, dB re power 1.0
 TOP_DB = 80.0  # dynamic range kept below the clip's peak
+SILENCE_PEAK = 1e-4  # audio whose peak stays below this (-80 dBFS) is silence: nothing to score or dub
+MFCC_SCALE = 200.0  # MFCCs are unbounded; / MFCC_SCALE + 0.5 keeps typical values near [0, 1] with no clip stats
+FEATURE_BINS = {"mel": N_MELS, "mfcc": N_MFCC}  # model.audio_feature -> F, the bins per audio frame
 
 # -- derived; never type these by hand --
 SAMPLES_PER_FRAME = SAMPLE_RATE_HZ // VIDEO_FPS  # 640 audio samples per video frame
@@ -107,9 +109,9 @@ def _dct_matrix(n_out: int, n_in: int) -> np.ndarray:
 def _as_audio_tensor(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
     x = torch.as_tensor(audio)
     if x.ndim != 1:
-        raise ValueError(f"audio must be 1-D (samples,), got shape {tuple(x.shape)}")
+        raise InputError(f"audio must be 1-D (samples,), got shape {tuple(x.shape)}")
     if x.numel() == 0:
-        raise ValueError("audio is empty")
+        raise InputError("audio is empty")
     return x.to(torch.float32)
 
 
@@ -201,7 +203,7 @@ def mfcc(audio: np.ndarray | torch.Tensor, n_mfcc: int = N_MFCC) -> torch.Tensor
         float32 tensor (M, n_mfcc); row m is the orthonormal DCT-II of mel frame m in dB.
     """
     if not 1 <= n_mfcc <= N_MELS:
-        raise ValueError(f"n_mfcc must be in 1..{N_MELS}, got {n_mfcc}")
+        raise InputError(f"n_mfcc must be in 1..{N_MELS}, got {n_mfcc}")
     db = _power_to_db(mel_power(audio))
     db = torch.clamp(db, min=float(db.max()) - TOP_DB)
     dct = torch.tensor(_dct_matrix(n_mfcc, N_MELS), device=db.device)
@@ -216,13 +218,21 @@ def num_mel_frames(num_samples: int) -> int:
     return 1 + int(num_samples) // HOP_SAMPLES
 
 
-def mel_start(frame: int) -> int:
-    """First mel index of the sync window whose first video frame is ``frame``.
+IndexLike = TypeVar("IndexLike", int, np.ndarray, torch.Tensor)
+
+
+def mel_start(frame: IndexLike) -> IndexLike:
+    """First mel index of the sync window whose first video frame is ``frame`` (an int, or an integer array or
+    tensor of frames, giving the same type back).
 
     Mel frame m is centred on time m / MEL_FPS s (m / 80); video frame v covers
     [v / 25, (v + 1) / 25) s. The window starts at the mel frame nearest to v / 25 s,
     i.e. round(v * MEL_PER_FRAME) (3.2 v never lies halfway, so rounding has no ties).
     """
+    if isinstance(frame, torch.Tensor):
+        return torch.round(frame * MEL_PER_FRAME).long()
+    if isinstance(frame, np.ndarray):
+        return np.round(frame * MEL_PER_FRAME).astype(np.int64)
     return int(round(frame * MEL_PER_FRAME))
 
 
@@ -240,13 +250,33 @@ def mel_window(mel: ArrayOrTensor, frame: int) -> ArrayOrTensor:
     """
     num_mel = mel.shape[0]
     if num_mel == 0:
-        raise ValueError("mel has no frames")
+        raise InputError("mel has no frames")
     start = mel_start(frame)
     if isinstance(mel, torch.Tensor):
         idx = torch.arange(start, start + MEL_WINDOW, device=mel.device).clamp(0, num_mel - 1)
     else:
         idx = np.clip(np.arange(start, start + MEL_WINDOW), 0, num_mel - 1)
     return mel[idx]
+
+
+def windows_at(feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """Audio windows of the sync windows starting at each of ``frames`` (N,) int: (N, MEL_WINDOW, F).
+
+    Rows past either edge of ``feats`` (M, F) repeat the edge row, as in :func:`mel_window`.
+    """
+    rows = mel_start(frames)[:, None] + torch.arange(MEL_WINDOW)
+    return feats[rows.clamp(0, len(feats) - 1)]
+
+
+def window_feats(feats: torch.Tensor, first_frame: int | torch.Tensor, count: int) -> torch.Tensor:
+    """Audio windows of ``count`` consecutive sync windows from ``first_frame``: (count, MEL_WINDOW, F)."""
+    return windows_at(feats, torch.arange(count) + first_frame)
+
+
+def centred_windows(feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """The audio window centred on each video frame (frames v-2 .. v+2): frames (N,) -> (N, MEL_WINDOW, F).
+    The generator draws frame v from it."""
+    return windows_at(feats, frames - SYNC_FRAMES // 2)
 
 
 def num_windows(num_frames: int, num_mel: int) -> int:
@@ -270,3 +300,42 @@ def frames_to_samples(num_frames: int) -> int:
 def samples_to_frames(num_samples: int) -> int:
     """Whole video frames covered by ``num_samples`` audio samples (floor)."""
     return int(num_samples) // SAMPLES_PER_FRAME
+
+
+def fit_to_frames(wav: np.ndarray, num_frames: int) -> np.ndarray:
+    """Audio cut, or padded with silence at the end, to exactly ``num_frames`` video frames (640 samples each)."""
+    want = frames_to_samples(num_frames)
+    return np.pad(wav, (0, max(0, want - len(wav))))[:want]
+
+
+def is_silent(wav: np.ndarray) -> bool:
+    """True when no sample reaches SILENCE_PEAK (empty audio counts as silent)."""
+    return bool(np.abs(wav).max(initial=0.0) < SILENCE_PEAK)
+
+
+# -- the models' input features --
+
+
+def feature_bins(kind: str) -> int:
+    """F for model.audio_feature ``kind`` (mel: 80, mfcc: 13)."""
+    if kind not in FEATURE_BINS:
+        raise InputError(f"unknown audio feature {kind!r}", fix=f"use one of {', '.join(FEATURE_BINS)}")
+    return FEATURE_BINS[kind]
+
+
+def model_features(db_mel: np.ndarray | None, mfcc_coeffs: np.ndarray | None, kind: str) -> torch.Tensor:
+    """Stored features of a clip (log-mel in dB, MFCC) -> the models' (M, F) float32 input of ``kind``:
+    normalised log-mel in [0, 1], or MFCCs scaled by MFCC_SCALE (clipped to [-1, 2])."""
+    feature_bins(kind)
+    if kind == "mel":
+        return torch.from_numpy(np.asarray(normalize_mel(db_mel), dtype=np.float32))
+    if mfcc_coeffs is None:
+        raise DataError("MFCC features are missing", fix="run `synclip prepare --force`")
+    return torch.from_numpy(np.clip(mfcc_coeffs / MFCC_SCALE + 0.5, -1.0, 2.0).astype(np.float32))
+
+
+def features_for(wav: np.ndarray, kind: str) -> torch.Tensor:
+    """16 kHz audio -> the models' (M, F) input features of ``kind`` (mel or mfcc)."""
+    if kind == "mfcc":
+        return model_features(None, mfcc(wav).numpy(), kind)
+    return model_features(log_mel(wav).numpy(), None, kind)

@@ -1,18 +1,26 @@
-"""Checkpoints: plain dicts of tensors and JSON-like values, loaded with ``weights_only=True``.
+"""Checkpoints: plain dicts of tensors and JSON-like values, loaded with ``weights_only=True``; the models they
+hold, built on a device; the device itself.
 
 {format, kind, config, dims, state_dict, epoch, step, metrics, optimizer, extra}. A write goes to a temp file
-in the same folder and is renamed over the target, so a crash or Ctrl+C never leaves a torn file.
+in the same folder and is renamed over the target, so a crash or Ctrl+C never leaves a torn file. ``dims`` is
+everything needed to rebuild the model, the audio feature kind included; a generator checkpoint carries its
+sync expert in ``extra["expert"]`` (dims and state_dict), so one file can dub and score.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .errors import CheckpointError
+from . import audio as A
+from .config import DataConfig
+from .errors import CheckpointError, ConfigError, InputError
+from .models.generator import Generator, GeneratorDims
+from .models.syncnet import SyncDims, SyncExpert
 
 FORMAT = "synclip-checkpoint-1"
 KINDS = ("sync", "generator")
@@ -22,7 +30,7 @@ def save_checkpoint(path: str | Path, *, kind: str, config: dict, dims: dict, st
                     step: int = 0, metrics: dict | None = None, optimizer: dict | None = None,
                     extra: dict | None = None) -> Path:
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}")
+        raise InputError(f"kind must be one of {KINDS}, not {kind!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "kind": kind, "config": config, "dims": dims, "state_dict": state_dict,
@@ -63,7 +71,7 @@ def _kind_hint(kind: str) -> str:
     return "dubbing needs a generator checkpoint, e.g. checkpoints/generator/best_model.pth"
 
 
-def load_state(model: torch.nn.Module, state: dict, path: str | Path) -> None:
+def load_state(model: torch.nn.Module, state: dict, path: str | Path | None) -> None:
     """Strict load with a clear error when the weights do not fit the model built from the stored dims."""
     try:
         model.load_state_dict(state, strict=True)
@@ -77,3 +85,71 @@ def checkpoint_summary(data: dict[str, Any]) -> str:
     parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(m.items())
              if isinstance(v, (int, float))]
     return f"{data['kind']} checkpoint, epoch {data.get('epoch')}, " + ", ".join(parts[:6])
+
+
+def with_feature_kind(dims: dict) -> dict:
+    """Stored dims with ``audio_feature`` filled in. Only checkpoints written before the kind was stored lack
+    it; for those (legacy files) it is read off the bin count, the one place that guess remains."""
+    if "audio_feature" in dims:
+        return dict(dims)
+    legacy = {bins: kind for kind, bins in A.FEATURE_BINS.items()}
+    return {**dims, "audio_feature": legacy.get(dims.get("audio_bins"), "mel")}
+
+
+def expert_from(data: dict, path: str | Path | None, device: torch.device) -> SyncExpert:
+    """The sync expert of a loaded checkpoint (its own weights, or those a generator carries), in eval mode."""
+    src = data if data["kind"] == "sync" else data["extra"]["expert"]
+    model = SyncExpert(SyncDims(**with_feature_kind(src["dims"]))).to(device).eval()
+    load_state(model, src["state_dict"], path)
+    return model
+
+
+def generator_from(data: dict, path: str | Path | None, device: torch.device) -> Generator:
+    """The generator of a loaded generator checkpoint, in eval mode."""
+    model = Generator(GeneratorDims(**with_feature_kind(data["dims"]))).to(device).eval()
+    load_state(model, data["state_dict"], path)
+    return model
+
+
+def stored_data_config(data: dict) -> DataConfig:
+    """The data settings (face padding, smoothing, detector) a checkpoint's model was trained with."""
+    cfg = data.get("config", {}).get("data", {})
+    return DataConfig(**{k: v for k, v in cfg.items() if k in DataConfig.__dataclass_fields__})
+
+
+def load_generator(path: str | Path, device: torch.device) -> tuple[Generator, DataConfig]:
+    """A generator checkpoint -> (the generator in eval mode on ``device``, the data settings it was trained
+    with, which dubbing crops faces by)."""
+    data = load_checkpoint(path, kind="generator")
+    return generator_from(data, path, device), stored_data_config(data)
+
+
+def init_weights(model: SyncExpert | Generator, path: str | Path, kind: str) -> None:
+    """Fine-tuning (training.init_checkpoint): start ``model`` from the weights at ``path``, which must be of the
+    same kind and dimensions."""
+    init = load_checkpoint(path, kind=kind)
+    if with_feature_kind(init["dims"]) != model.dims.to_dict():
+        raise CheckpointError(f"its {'expert' if kind == 'sync' else 'generator'} has other dimensions than "
+                              f"this config", path=path, fix="use the same model.* settings")
+    load_state(model, init["state_dict"], path)
+
+
+def select_device(name: str | torch.device | None = "auto", setting: str = "training.device") -> torch.device:
+    """auto (or None) -> cuda when available else cpu; an explicit cuda without a GPU is an error that names
+    the ``setting`` it came from and says what to do."""
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name = str(name)
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        how = f"--set {setting}=auto (or cpu)" if "." in setting else f"{setting} cpu, or leave it out"
+        raise ConfigError(f"{setting} = {name} but this machine has no usable CUDA GPU "
+                          f"(torch {torch.__version__}, cuda available: False)",
+                          fix=f"use {how}, or install a CUDA build of torch")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when ``enabled`` (training.mixed_precision); a no-op on CPU."""
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -61,7 +61,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .prepare import REJECTS_NAME, prepare
+    from .prepare import prepare
+    from .store import REJECTS_NAME
 
     overrides = list(args.set)
     if args.videos:
@@ -187,24 +188,28 @@ def _add_model_commands(sub, common) -> None:
     s.set_defaults(func=cmd_batch)
 
 
-def _checkpoint(args: argparse.Namespace, cfg: Config) -> str:
-    return args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "best_model.pth")
+def _inference(args: argparse.Namespace, cfg: Config):
+    """The scoring model of --checkpoint (default: the trained expert), with the config's detector and
+    offset range."""
+    from .infer import LipSyncInference
+
+    path = args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "best_model.pth")
+    return LipSyncInference(path, device=args.device, detector=cfg.data.detector,
+                            max_offset=cfg.training.max_offset_frames)
 
 
 def cmd_dub(args: argparse.Namespace) -> int:
+    """Load the generator, then the one dubbing door, dub_video, with the settings it was trained with."""
+    from dataclasses import replace
+
     from tqdm import tqdm
 
+    from .checkpoint import load_generator, select_device
     from .dub import DubOptions, dub_video
-    from .infer import LipSyncInference
 
     cfg = _config(args)
     path = args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "generator" / "best_model.pth")
-    model = LipSyncInference(path, device=args.device, detector=cfg.data.detector)
-    if model.generator is None:
-        from .errors import CheckpointError
-
-        raise CheckpointError("this is a sync expert checkpoint; dubbing needs a generator", path=path,
-                              fix="train one with `synclip train --stage generator` and pass its best_model.pth")
+    generator, trained_on = load_generator(path, select_device(args.device, setting="--device"))
     opts = DubOptions(pads=tuple(args.pads), resize_factor=max(1, args.resize_factor), smooth=not args.nosmooth,
                       static=args.static, box=tuple(args.box) if args.box else None,
                       allow_silence=args.allow_silence)
@@ -214,7 +219,8 @@ def cmd_dub(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    ok, msg = dub_video(model, args.video or args.image, args.audio, Path(args.out), opts, progress=on_progress)
+    ok, msg = dub_video(generator, args.video or args.image, args.audio, args.out,
+                        data=replace(trained_on, detector=cfg.data.detector), opts=opts, progress=on_progress)
     bar.close()
     print(msg)
     return 0 if ok else 1
@@ -239,10 +245,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     import json
 
-    from .infer import LipSyncInference
-
-    cfg = _config(args)
-    model = LipSyncInference(_checkpoint(args, cfg), device=args.device, detector=cfg.data.detector)
+    model = _inference(args, _config(args))
     score, d = model.compute_sync_score(args.video, args.audio)
     if args.json:
         print(json.dumps(d, indent=1))
@@ -255,10 +258,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_fix_offset(args: argparse.Namespace) -> int:
-    from .infer import LipSyncInference
-
-    cfg = _config(args)
-    model = LipSyncInference(_checkpoint(args, cfg), device=args.device, detector=cfg.data.detector)
+    model = _inference(args, _config(args))
     ok, msg = model.sync_video_audio(args.video, args.audio, args.out, mode="shift")
     print(msg)
     return 0 if ok else 1
@@ -267,10 +267,8 @@ def cmd_fix_offset(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .infer import LipSyncInference
-
     cfg = _config(args)
-    model = LipSyncInference(_checkpoint(args, cfg), device=args.device, detector=cfg.data.detector)
+    model = _inference(args, cfg)
     if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
         pairs = args.inputs[0]
     else:

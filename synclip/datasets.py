@@ -7,7 +7,6 @@ of its T - 4 sync windows. Crops are decoded once, at the model's input size, an
 from __future__ import annotations
 
 import json
-import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,7 @@ import torch
 
 from . import audio as A
 from .errors import DataError
-from .prepare import INDEX_NAME, decode_crop, load_clip, read_index
-
-log = logging.getLogger(__name__)
+from .store import INDEX_NAME, decode_crop, load_clip, read_index
 
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 MIN_CLIPS_FOR_CLIP_SPLIT = 10  # fewer clips: each clip is cut in time instead (one person's footage)
@@ -47,27 +44,7 @@ class Clip:
         last_audio = len(self.feats) - A.MEL_WINDOW
         starts = np.flatnonzero(run)
         ends = starts + length - A.SYNC_FRAMES  # first frame of the chunk's last window
-        return starts[np.round(ends * A.MEL_PER_FRAME) <= last_audio]
-
-
-def window_feats(feats: torch.Tensor, first_frame: int | torch.Tensor, count: int) -> torch.Tensor:
-    """Audio windows for ``count`` consecutive sync windows from ``first_frame``: (count, MEL_WINDOW, F).
-
-    Window v covers mel rows mel_start(v) .. + MEL_WINDOW; rows past either edge repeat the edge row.
-    """
-    v = torch.arange(count) + first_frame
-    rows = torch.round(v * A.MEL_PER_FRAME).long()[:, None] + torch.arange(A.MEL_WINDOW)
-    return feats[rows.clamp(0, len(feats) - 1)]
-
-
-def audio_features(db_mel: np.ndarray, mfcc: np.ndarray | None, kind: str) -> torch.Tensor:
-    """Stored features -> the model's (M, F) input in [0, 1]."""
-    if kind == "mel":
-        return torch.from_numpy(np.asarray(A.normalize_mel(db_mel), dtype=np.float32))
-    if mfcc is None:
-        raise DataError("MFCC features are missing", fix="run `synclip prepare --force`")
-    # MFCCs are unbounded; a fixed affine map keeps typical values near [0, 1] without per-clip statistics.
-    return torch.from_numpy(np.clip(mfcc / 200.0 + 0.5, -1.0, 2.0).astype(np.float32))
+        return starts[A.mel_start(ends) <= last_audio]
 
 
 def load_clips(processed_dir: str | Path, size: int, kind: str = "mel", names: list[str] | None = None,
@@ -91,7 +68,7 @@ def load_clips(processed_dir: str | Path, size: int, kind: str = "mel", names: l
             if img is not None:
                 crops[i] = img
         out[name] = Clip(name, torch.from_numpy(crops), torch.from_numpy(z["present"].astype(bool)),
-                         audio_features(z["mel"], z.get("mfcc"), kind))
+                         A.model_features(z["mel"], z.get("mfcc"), kind))
         if progress:
             progress(k + 1, len(names))
     return out
@@ -127,7 +104,7 @@ def split_part(clips: dict[str, Clip], split: dict, part: str) -> list[Clip]:
     for name, lo, hi in split[part]:
         c = clips[name]
         s, e = int(round(lo * c.num_frames)), int(round(hi * c.num_frames))
-        m0, m1 = int(round(s * A.MEL_PER_FRAME)), int(round(e * A.MEL_PER_FRAME)) + 1
+        m0, m1 = A.mel_start(s), A.mel_start(e) + 1
         out.append(Clip(f"{name}[{s}:{e}]", c.crops[s:e], c.present[s:e], c.feats[m0:m1], start=s))
     return out
 
@@ -180,7 +157,7 @@ class ChunkSampler:
             s = int(self.rng.choice(self.starts[i]))
             starts.append(s)
             crops.append(c.crops[s:s + self.length])
-            feats.append(window_feats(c.feats, s, self.length - A.SYNC_FRAMES + 1))
+            feats.append(A.window_feats(c.feats, s, self.length - A.SYNC_FRAMES + 1))
         x = torch.stack(crops).permute(0, 1, 4, 2, 3).float() / 255.0
         return x, torch.stack(feats), torch.as_tensor(ids), torch.as_tensor(starts)
 

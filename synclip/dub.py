@@ -4,11 +4,13 @@ The output lasts as long as the audio: a shorter video plays forward then backwa
 Frames without a face pass through untouched. The generated crop replaces only the lower face, through a
 feathered mask, colour-matched to the original crop, from a smoothed box. The generator's reference (whose
 identity it keeps) is the first face crop of the source, for every frame.
+
+:func:`dub_video` is the one door: the CLI calls it with the generator it loaded, ``LipSyncInference`` (and so
+its ``batch_process``) with the one it holds.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,12 +22,12 @@ import torch
 from . import audio as A
 from . import media
 from .alloc import trim_heap
-from .checkpoint import load_state
+from .config import DataConfig
 from .errors import MediaError, NoFaceError
-from .face import crop, lower_face_mask, paste, square_boxes
-from .models.generator import Generator, GeneratorDims, mask_lower_half
+from .face import (FaceDetector, crop, detect_still, detect_tracks, lower_face_mask, paste, square_boxes,
+                   subject_squares)
+from .models.generator import Generator, mask_lower_half
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 JPEG_CACHE_QUALITY = 95
 
 
@@ -42,13 +44,6 @@ class DubOptions:
     allow_silence: bool = False  # dub a silent track (the mouth should stay closed) instead of refusing
 
 
-def load_generator(data: dict, device: torch.device) -> tuple[Generator, dict]:
-    """A generator checkpoint -> (model in eval mode, the expert's checkpoint-like dict it carries)."""
-    model = Generator(GeneratorDims(**data["dims"])).to(device).eval()
-    load_state(model, data["state_dict"], data.get("_path", "checkpoint"))
-    return model, dict(data["extra"]["expert"], kind="sync", config=data.get("config", {}))
-
-
 def pingpong(t: int, n: int) -> int:
     """Source frame for output frame t of a video with n frames: forward, then backward, and so on."""
     if n <= 1:
@@ -61,11 +56,11 @@ def pingpong(t: int, n: int) -> int:
 class FrameSource:
     """Frames of the video (or photo) in output order, with the face square (cx, cy, side) or NaN for each."""
 
-    def __init__(self, inf, path: Path, opts: DubOptions):
+    def __init__(self, path: Path, opts: DubOptions, data: DataConfig, detector: FaceDetector):
         self.path, self.opts = path, opts
         self.still: np.ndarray | None = None
         info = None
-        if path.suffix.lower() in IMAGE_EXTS:
+        if path.suffix.lower() in media.IMAGE_EXTS:
             self.still = self._resize(media.read_image(path))
         else:
             info = media.probe_video(path)
@@ -75,7 +70,7 @@ class FrameSource:
             self.n, self.size = 1, (self.still.shape[1], self.still.shape[0])
         else:
             self.n, self.size = info.num_frames, self._scaled(info.width, info.height)
-        self.squares = self._squares(inf, info)
+        self.squares = self._squares(info, data, detector)
 
     def _scaled(self, w: int, h: int) -> tuple[int, int]:
         """(width, height) after the resize factor (kept even for the encoder)."""
@@ -92,32 +87,26 @@ class FrameSource:
             return iter([self.still])
         return (self._resize(f) for f in media.iter_frames(self.path))
 
-    def _squares(self, inf, info: media.VideoInfo | None) -> np.ndarray:
+    def _squares(self, info: media.VideoInfo | None, data: DataConfig, detector: FaceDetector) -> np.ndarray:
         """Face squares (n, 3) in output pixels: from --box, or the subject's track (as `synclip prepare`
         finds it: detected at the detector's size, gaps filled, smoothed unless --nosmooth)."""
-        from .face import FaceTracker
-        from .prepare import detect_tracks, subject_squares
-
         top, bottom, left, right = self.opts.pads
         kps = None
         if self.opts.box is not None:
             boxes = np.tile(np.asarray(self.opts.box, dtype=np.float64) / self.opts.resize_factor, (self.n, 1))
         else:
             if self.still is not None:
-                tracker = FaceTracker(1)
-                tracker.update(0, inf.detector.detect(self.still))
-                tracks, sx, sy = tracker.finish(1, min_frames=1), 1.0, 1.0
+                tracks, sx, sy = detect_still(self.still, detector), 1.0, 1.0
             else:  # found in source pixels; output pixels differ by the resize factor
-                tracks = detect_tracks(self.path, info, inf.detector)
+                tracks = detect_tracks(self.path, info, detector)
                 sx, sy = self.size[0] / info.width, self.size[1] / info.height
             if not tracks:
                 raise NoFaceError("no face found", path=self.path,
                                   fix="use footage or a photo with a visible frontal face, or give --box")
-            cfg = inf.data_cfg if self.opts.smooth else replace(inf.data_cfg, smooth_frames=1)
-            boxes, kps, _ = subject_squares(tracks[0], cfg)
+            boxes, kps, _ = subject_squares(tracks[0], data if self.opts.smooth else replace(data, smooth_frames=1))
             boxes, kps = boxes * np.array([sx, sy, sx, sy]), kps * np.array([sx, sy])
         boxes = boxes + np.array([-left, -top, right, bottom], dtype=np.float64)
-        return square_boxes(boxes, inf.data_cfg.face_pad, kps)
+        return square_boxes(boxes, data.face_pad, kps)
 
     def ordered(self, total: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(frame, square) for output frames 0..total-1. Forward-only when the video is long enough; else the
@@ -149,69 +138,99 @@ def colour_match(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) 
     return np.clip(generated.astype(np.float32) + diff, 0, 255).astype(np.uint8)
 
 
-@torch.no_grad()
-def dub_video(inf, source: str | Path, audio_path: str | Path, output: Path, opts: DubOptions = DubOptions(),
-              progress: Callable[[int, int], None] | None = None) -> tuple[bool, str]:
-    """Write ``output`` (H.264 + AAC mp4): ``source`` (video or photo) lip-synced to ``audio_path``."""
-    from .infer import audio_features_for
+def load_speech(path: Path, allow_silence: bool) -> np.ndarray:
+    """The new audio, padded with silence to whole video frames; refuses audio with nothing to say."""
+    wav = media.read_audio(path)
+    if len(wav) < A.SAMPLES_PER_FRAME:
+        raise MediaError("the audio is shorter than one video frame (40 ms)", path=path,
+                         fix="give an audio file with speech in it")
+    if A.is_silent(wav) and not allow_silence:
+        raise MediaError("the audio has no sound (all silence)", path=path,
+                         fix="give an audio file with speech, or allow silence (--allow-silence)")
+    return A.fit_to_frames(wav, -(-len(wav) // A.SAMPLES_PER_FRAME))  # ceil: the last partial frame counts
 
-    source, audio_path = Path(source), Path(audio_path)
+
+@torch.no_grad()
+def redraw(generator: Generator, frames: list[np.ndarray], squares: np.ndarray, feats: torch.Tensor,
+           reference: torch.Tensor | None, batch_frames: int) -> tuple[list[np.ndarray], torch.Tensor]:
+    """Redraw the lower face of a batch of frames that all show the face.
+
+    frames: N (H, W, 3) uint8; squares (N, 3); feats (N, MEL_WINDOW, F), the audio centred on each frame;
+    reference (3, S, S) in [0, 1], the crop whose identity is kept (None: the first crop of this batch).
+    Returns the frames with the generated mouth pasted in, and the reference used.
+    """
+    size, device = generator.dims.input_size, next(generator.parameters()).device
+    crops = np.stack([crop(f, sq, size) for f, sq in zip(frames, squares)])
+    x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float() / 255.0
+    if reference is None:
+        reference = x[0]
+    # One reference from another moment, as in training (never the frame itself, whose mouth says the old
+    # words): measured dubbed/true confidence 0.92 vs 0.88 with each frame as its own.
+    inp = torch.cat([mask_lower_half(x), reference.expand_as(x)], 1)
+    aud = feats.to(device)
+    pad = batch_frames - len(frames)
+    if pad > 0:  # one batch shape always: each new shape would add to oneDNN's kernel cache
+        inp = torch.cat([inp, inp[:1].expand(pad, -1, -1, -1)])
+        aud = torch.cat([aud, aud[:1].expand(pad, -1, -1)])
+    fake = generator(inp, aud)[: len(frames)]
+    fake = (fake.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+    mask = lower_face_mask(size)
+    out = [paste(f, colour_match(g, c, mask), sq, mask) for f, sq, g, c in zip(frames, squares, fake, crops)]
+    return out, reference
+
+
+def dub_video(generator: Generator, source: str | Path, audio_path: str | Path, output: str | Path, *,
+              data: DataConfig = DataConfig(), detector: FaceDetector | None = None,
+              opts: DubOptions = DubOptions(), progress: Callable[[int, int], None] | None = None
+              ) -> tuple[bool, str]:
+    """Write ``output`` (H.264 + AAC mp4): ``source`` (video or photo) lip-synced to ``audio_path``.
+
+    ``generator``: in eval mode on the device to run on; its dims say the crop size and audio features.
+    ``data``: the settings the faces are found and cropped by (detector, face_pad, gaps, smoothing): those
+    the generator was trained with. ``detector``: a ready FaceDetector to reuse (else one is made from
+    ``data`` and closed at the end). ``progress(frames done, total)``. Returns (True, a one-line summary).
+    """
+    source, audio_path, output = Path(source), Path(audio_path), Path(output)
     if not output.parent.is_dir():
         raise MediaError("output folder does not exist", path=output.parent, fix="create it first")
-    wav = media.read_audio(audio_path)
-    if len(wav) < A.SAMPLES_PER_FRAME:
-        raise MediaError("the audio is shorter than one video frame (40 ms)", path=audio_path,
-                         fix="give an audio file with speech in it")
-    if np.abs(wav).max() < 1e-4 and not opts.allow_silence:
-        raise MediaError("the audio has no sound (all silence)", path=audio_path,
-                         fix="give an audio file with speech, or allow silence (--allow-silence)")
-    total = math.ceil(len(wav) / A.SAMPLES_PER_FRAME)
-    wav = np.pad(wav, (0, total * A.SAMPLES_PER_FRAME - len(wav)))
-    feats = audio_features_for(wav, inf.audio_feature)
-    src = FrameSource(inf, source, opts)
-    gen, size = inf.generator, inf.generator.dims.input_size
-    mask = lower_face_mask(size)
-    w, h = src.size
-    with media.VideoWriter(output, w, h) as writer:
-        batch: list[tuple[int, np.ndarray, np.ndarray]] = []
-        reference: torch.Tensor | None = None  # the first face crop: the reference for every frame
-
-        def flush() -> None:
-            nonlocal reference
-            todo = [(t, f, sq) for t, f, sq in batch if not np.isnan(sq[0])]
-            out = {}
-            if todo:
-                crops = np.stack([crop(f, sq, size) for _, f, sq in todo])
-                x = torch.from_numpy(crops).to(inf.device).permute(0, 3, 1, 2).float() / 255.0
-                if reference is None:
-                    reference = x[0]
-                # One reference from another moment, as in training (never the frame itself, whose mouth says
-                # the old words): measured dubbed/true confidence 0.92 vs 0.88 with each frame as its own.
-                inp = torch.cat([mask_lower_half(x), reference.expand_as(x)], 1)
-                rows = torch.round(torch.tensor([t - A.SYNC_FRAMES // 2 for t, _, _ in todo]) * A.MEL_PER_FRAME)
-                idx = (rows.long()[:, None] + torch.arange(A.MEL_WINDOW)).clamp(0, len(feats) - 1)
-                aud = feats[idx].to(inf.device)
-                pad = opts.batch_frames - len(todo)
-                if pad > 0:  # one batch shape always: each new shape would add to oneDNN's kernel cache
-                    inp = torch.cat([inp, inp[:1].expand(pad, -1, -1, -1)])
-                    aud = torch.cat([aud, aud[:1].expand(pad, -1, -1)])
-                fake = gen(inp, aud)[: len(todo)]
-                fake = (fake.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
-                for (t, f, sq), g, c in zip(todo, fake, crops):
-                    out[t] = paste(f, colour_match(g, c, mask), sq, mask)
-            for t, f, _ in batch:
-                frame = out.get(t, f)
+    wav = load_speech(audio_path, opts.allow_silence)
+    total = A.samples_to_frames(len(wav))
+    feats = A.features_for(wav, generator.dims.audio_feature)
+    own = detector is None
+    detector = FaceDetector(data.detector, data.min_detection_confidence) if own else detector
+    try:
+        src = FrameSource(source, opts, data, detector)
+    finally:
+        if own:
+            detector.close()
+    reference: torch.Tensor | None = None  # the first face crop: the reference for every frame
+    with media.VideoWriter(output, *src.size) as writer:
+        for start, batch in _batches(src.ordered(total), opts.batch_frames):
+            out = [f for f, _ in batch]
+            face = [k for k, (_, sq) in enumerate(batch) if not np.isnan(sq[0])]
+            if face:
+                frames = torch.tensor([start + k for k in face])
+                drawn, reference = redraw(generator, [out[k] for k in face], np.stack([batch[k][1] for k in face]),
+                                          A.centred_windows(feats, frames), reference, opts.batch_frames)
+                for k, frame in zip(face, drawn):
+                    out[k] = frame
+            for frame in out:
                 writer.write(frame)
             if progress:
-                progress(batch[-1][0] + 1, total)
-            batch.clear()
+                progress(start + len(batch), total)
             trim_heap()  # freed frames go back to the OS: memory stays flat with the audio's length
-
-        for t, (frame, sq) in enumerate(src.ordered(total)):
-            batch.append((t, frame, sq))
-            if len(batch) >= opts.batch_frames:
-                flush()
-        if batch:
-            flush()
         writer.close(wav)
     return True, f"dubbed {total} frames ({total / A.VIDEO_FPS:.1f} s) -> {output}"
+
+
+def _batches(items: Iterator, size: int) -> Iterator[tuple[int, list]]:
+    """(index of the first item, up to ``size`` items) for consecutive pieces of ``items``."""
+    batch: list = []
+    start = 0
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield start, batch
+            start, batch = start + size, []
+    if batch:
+        yield start, batch

@@ -21,6 +21,11 @@ class SynclipError(Exception):
         super().__init__(text)
 
 
+class InputError(SynclipError, ValueError):
+    """An argument to a public function is out of range or of the wrong shape (a ValueError too, so code that
+    caught the plain ValueError these used to be keeps working)."""
+
+
 class ConfigError(SynclipError):
     """A config key or value is unknown or out of range."""
 

@@ -1,4 +1,5 @@
-"""Faces: detection backends, tracking across frames, smoothing, gap filling, square crops, paste-back masks.
+"""Faces: detection backends, tracking across frames (and over a whole video: :func:`detect_tracks`),
+smoothing, gap filling, the subject's square crops (:func:`subject_squares`), crops and paste-back masks.
 
 A *box* is ``(x0, y0, x1, y1)`` in frame pixels (float). A frame without a face has a NaN box: frames without a
 face are marked, never guessed. Only short gaps inside a track (``max_gap`` frames) are interpolated, since a
@@ -8,19 +9,21 @@ face cannot teleport in 200 ms but a cutaway to B-roll can last seconds.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from . import media
+from .alloc import trim_heap
+from .config import DataConfig
 from .errors import ConfigError
 
-log = logging.getLogger(__name__)
-
 DETECT_MAX_SIDE_PX = 640  # frames are shrunk to this before detection; BlazeFace sees 128 px anyway
+TRIM_EVERY_FRAMES = 64  # frames between giving freed heap pages back to the OS (see synclip.alloc)
 # BlazeFace keypoint order (mediapipe): right eye, left eye, nose tip, mouth centre, right ear, left ear.
 MOUTH_KEYPOINT = 3
 NUM_KEYPOINTS = 6
@@ -32,6 +35,24 @@ class Detection:
     box: np.ndarray  # (4,) x0 y0 x1 y1, frame pixels
     score: float
     keypoints: np.ndarray | None = None  # (6, 2) frame pixels, BlazeFace order
+
+
+def detection_size(width: int, height: int) -> tuple[float, tuple[int, int] | None]:
+    """(scale, (w, h)) a width x height frame is shrunk to for detection; (1.0, None) when it is small enough.
+    The size is kept even, so the video decoder can produce it directly (swscale while decoding is cheaper than
+    shrinking RGB frames afterwards)."""
+    scale = min(1.0, DETECT_MAX_SIDE_PX / max(width, height))
+    if scale == 1.0:
+        return 1.0, None
+    return scale, (2 * round(width * scale / 2), 2 * round(height * scale / 2))
+
+
+def _rescale(detections: list[Detection], scale: float) -> None:
+    """Detections found on a frame shrunk by ``scale`` -> the full frame's pixels (in place)."""
+    for det in detections:
+        det.box = det.box / scale
+        if det.keypoints is not None:
+            det.keypoints = det.keypoints / scale
 
 
 @contextlib.contextmanager
@@ -80,18 +101,13 @@ class FaceDetector:
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """frame: (H, W, 3) uint8 RGB -> detections in that frame's pixels, best first."""
-        h, w = frame.shape[:2]
-        scale = min(1.0, DETECT_MAX_SIDE_PX / max(h, w))
-        small = frame if scale == 1.0 else cv2.resize(frame, (round(w * scale), round(h * scale)),
-                                                      interpolation=cv2.INTER_AREA)
+        scale, size = detection_size(frame.shape[1], frame.shape[0])
+        small = frame if size is None else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         if self.backend == "haar":
             found = self._detect_haar(small)
         else:
             found = self._detect_blazeface(self._near, small) or self._detect_blazeface(self._far, small)
-        for det in found:
-            det.box = det.box / scale
-            if det.keypoints is not None:
-                det.keypoints = det.keypoints / scale
+        _rescale(found, scale)
         return sorted(found, key=lambda d: -d.score)
 
     @staticmethod
@@ -288,6 +304,38 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
             flat[start:i] = np.stack([np.convolve(padded[:, c], kernel, mode="valid") for c in range(run.shape[1])], 1)
             start = None
     return out
+
+
+def detect_tracks(video: Path, info: media.VideoInfo, detector: FaceDetector) -> list[Track]:
+    """Every face in every frame of a video, linked into tracks (best subject first). Frames are decoded at
+    the detector's size already (see :func:`detection_size`)."""
+    scale, size = detection_size(info.width, info.height)
+    tracker = FaceTracker(info.num_frames)
+    n = 0
+    for i, frame in enumerate(media.iter_frames(video, size=size)):
+        dets = detector.detect(frame)
+        _rescale(dets, scale)
+        tracker.update(i, dets)
+        n = i + 1
+        if n % TRIM_EVERY_FRAMES == 0:
+            trim_heap()  # freed frames go back to the OS: memory stays flat with the video's length
+    return tracker.finish(n, min_frames=min(3, n))  # a face in every frame of a 1- or 2-frame video counts
+
+
+def detect_still(frame: np.ndarray, detector: FaceDetector) -> list[Track]:
+    """The faces of one picture as one-frame tracks (best subject first)."""
+    tracker = FaceTracker(1)
+    tracker.update(0, detector.detect(frame))
+    return tracker.finish(1, min_frames=1)
+
+
+def subject_squares(track: Track, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gap-filled, smoothed boxes (T, 4), keypoints (T, 6, 2) and crop squares (T, 3) of one face track;
+    NaN where no face. ``cfg`` gives max_gap_frames, smooth_frames and face_pad."""
+    boxes = smooth(fill_gaps(track.boxes, cfg.max_gap_frames), cfg.smooth_frames)
+    kps = smooth(fill_gaps(track.keypoints, cfg.max_gap_frames), cfg.smooth_frames)
+    kps = np.where(np.isnan(boxes)[:, :1, None], np.nan, kps)  # keypoints only where the box is known
+    return boxes, kps, square_boxes(boxes, cfg.face_pad, kps)
 
 
 def square_boxes(boxes: np.ndarray, pad: float, keypoints: np.ndarray | None = None) -> np.ndarray:

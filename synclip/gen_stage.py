@@ -9,14 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from . import audio as A
-from .checkpoint import load_checkpoint, load_state
+from .checkpoint import autocast, expert_from, init_weights, load_checkpoint
 from .config import Config
-from .datasets import ChunkSampler, Clip, augment, split_part, window_feats
-from .errors import CheckpointError, ConfigError
-from .infer import load_expert
+from .datasets import ChunkSampler, Clip, augment, split_part
+from .errors import ConfigError
 from .metrics import psnr, ssim
 from .models.generator import Discriminator, Generator, GeneratorDims, mask_lower_half
-from .sync_stage import autocast
 
 EVAL_BATCHES = 6
 SYNC_OFFSETS = 6  # the sync loss asks the expert to pick the right audio among shifts -6..+6 frames
@@ -24,12 +22,8 @@ SYNC_OFFSETS = 6  # the sync loss asks the expert to pick the right audio among 
 
 def generator_dims(cfg: Config) -> GeneratorDims:
     m = cfg.model
-    return GeneratorDims(m.input_size, m.base_channels, A.N_MELS if m.audio_feature == "mel" else A.N_MFCC)
-
-
-def frame_audio(feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """The audio window centred on each frame: frames (N,) -> (N, M, F) (window of frames v-2 .. v+2)."""
-    return torch.stack([window_feats(feats, int(v) - A.SYNC_FRAMES // 2, 1)[0] for v in frames])
+    return GeneratorDims(m.input_size, m.base_channels, A.feature_bins(m.audio_feature),
+                         audio_feature=m.audio_feature)
 
 
 class GeneratorStage:
@@ -49,19 +43,18 @@ class GeneratorStage:
             raise ConfigError(f"the sync expert at {expert_path} was trained at input size "
                               f"{expert_data['dims']['input_size']}, not model.input_size={cfg.model.input_size}",
                               fix="train the expert at the same size first (synclip train --stage sync)")
-        expert_data["_path"] = expert_path
-        self.expert_data = expert_data
-        self.expert = load_expert(expert_data, device)
+        self.expert = expert_from(expert_data, expert_path, device)
+        if self.expert.dims.audio_feature != cfg.model.audio_feature:  # its audio encoder would take any bins
+            raise ConfigError(f"the sync expert at {expert_path} was trained on {self.expert.dims.audio_feature} "
+                              f"features, not model.audio_feature={cfg.model.audio_feature}",
+                              fix="train the expert on the same features first (synclip train --stage sync)")
+        self.expert_state = expert_data["state_dict"]
         for p in self.expert.parameters():
             p.requires_grad_(False)
         torch.manual_seed(cfg.training.seed)
         self.model = Generator(generator_dims(cfg)).to(device)
         if cfg.training.init_checkpoint:
-            init = load_checkpoint(cfg.training.init_checkpoint, kind="generator")
-            if init["dims"] != self.model.dims.to_dict():
-                raise CheckpointError("its generator has other dimensions than this config",
-                                      path=cfg.training.init_checkpoint, fix="use the same model.* settings")
-            load_state(self.model, init["state_dict"], cfg.training.init_checkpoint)
+            init_weights(self.model, cfg.training.init_checkpoint, "generator")
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.training.learning_rate)
         self.disc = None
         if cfg.training.adversarial_weight > 0:
@@ -75,7 +68,7 @@ class GeneratorStage:
 
     def extra_state(self) -> dict:
         # The expert travels inside the generator checkpoint so one file can dub and score.
-        return {"expert": {"dims": self.expert_data["dims"], "state_dict": self.expert_data["state_dict"]}}
+        return {"expert": {"dims": self.expert.dims.to_dict(), "state_dict": self.expert_state}}
 
     def batch(self, sampler: ChunkSampler, size: int, rng: np.random.Generator, train: bool):
         """-> target (B, 5, 3, S, S), reference (B, 5, 3, S, S), frame audio (B, 5, M, F), and the window's
@@ -88,8 +81,8 @@ class GeneratorStage:
             far = ok[np.abs(ok - s) >= 2 * A.SYNC_FRAMES]  # a reference from another moment: no mouth to copy
             r = rng.choice(far if len(far) else ok, size=A.SYNC_FRAMES)
             refs.append(clip.crops[torch.as_tensor(r)])
-            frame_feats.append(frame_audio(clip.feats, torch.arange(s, s + A.SYNC_FRAMES)))
-            shifted.append(window_feats(clip.feats, s - SYNC_OFFSETS, 2 * SYNC_OFFSETS + 1))
+            frame_feats.append(A.centred_windows(clip.feats, torch.arange(s, s + A.SYNC_FRAMES)))
+            shifted.append(A.window_feats(clip.feats, s - SYNC_OFFSETS, 2 * SYNC_OFFSETS + 1))
         ref = torch.stack(refs).permute(0, 1, 4, 2, 3).float() / 255.0
         if train:  # the same jitter for target and reference keeps them one person in one light
             both = augment(torch.cat([x, ref], 1), self.gen)

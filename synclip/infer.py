@@ -8,10 +8,7 @@ audio leads the video; ``sync_video_audio(mode="shift")`` delays such audio by K
 from __future__ import annotations
 
 import csv
-import json
-import logging
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -21,15 +18,14 @@ import torch
 from . import audio as A
 from . import media
 from .alloc import trim_heap
-from .checkpoint import load_checkpoint, load_state
+from .checkpoint import expert_from, generator_from, load_checkpoint, select_device, stored_data_config
 from .config import DataConfig
-from .errors import CheckpointError, MediaError, NoFaceError, SynclipError
-from .face import DETECT_MAX_SIDE_PX, FaceDetector, Track, crop
-from .models.syncnet import SyncDims, SyncExpert
-from .prepare import detect_tracks, subject_squares
+from .dub import DubOptions, dub_video
+from .errors import CheckpointError, InputError, MediaError, NoFaceError, SynclipError
+from .face import FaceDetector, Track, crop, detect_tracks, detection_size, subject_squares
+from .models.syncnet import SyncExpert
+from .store import atomic_path, write_json_atomic
 from .sync import OffsetResult, audio_embeddings, offset_curve, window_valid
-
-log = logging.getLogger(__name__)
 
 MIN_TRACK_COVERAGE = 0.2  # tracks seen on fewer frames are passers-by, not candidates for the speaker
 FEATURE_BATCH_FRAMES = 64
@@ -46,19 +42,6 @@ class TrackScore:
     box: list[float]  # the track's median face box (x0, y0, x1, y1), to tell faces apart
 
 
-def load_expert(data: dict, device: torch.device) -> SyncExpert:
-    model = SyncExpert(SyncDims(**data["dims"])).to(device).eval()
-    load_state(model, data["state_dict"], data.get("_path", "checkpoint"))
-    return model
-
-
-def audio_features_for(wav: np.ndarray, kind: str) -> torch.Tensor:
-    """16 kHz audio -> the expert's (M, F) input features."""
-    from .datasets import audio_features
-
-    return audio_features(A.log_mel(wav).numpy(), A.mfcc(wav).numpy() if kind == "mfcc" else None, kind)
-
-
 def candidate_tracks(video: Path, info: media.VideoInfo, detector: FaceDetector, data_cfg: DataConfig
                      ) -> tuple[list[Track], list[np.ndarray]]:
     """Pass 1: face tracks worth scoring and their smoothed crop squares (T, 3), NaN where absent."""
@@ -71,7 +54,7 @@ def decode_scale(info: media.VideoInfo, squares: list[np.ndarray], size: int) ->
     """How far frames can be shrunk while decoding for crops of ``size`` px: to the detector's 640 px when
     the faces stay at least 1.5x the crop there (converting and cropping a 720p frame costs more than the
     CNN does), else not at all."""
-    scale = min(1.0, DETECT_MAX_SIDE_PX / max(info.width, info.height))
+    scale, _ = detection_size(info.width, info.height)
     sides = np.concatenate([s[:, 2] for s in squares])
     smallest = np.nanpercentile(sides, 10) if np.isfinite(sides).any() else 0.0
     return scale if smallest * scale >= 1.5 * size else 1.0
@@ -84,7 +67,7 @@ def face_window_embeddings(model: SyncExpert, video: Path, info: media.VideoInfo
     size = model.dims.input_size
     n_frames = len(squares[0])
     scale = decode_scale(info, squares, size)
-    dims = (2 * round(info.width * scale / 2), 2 * round(info.height * scale / 2)) if scale < 1 else None
+    dims = detection_size(info.width, info.height)[1] if scale < 1 else None  # decoded straight at that size
     scaled = [s * scale for s in squares]
     feats: list[list[torch.Tensor]] = [[] for _ in squares]
     pending: list[list[np.ndarray]] = [[] for _ in squares]
@@ -145,42 +128,32 @@ class LipSyncInference:
     """Load a checkpoint once, then score, fix offsets, dub and batch.
 
     ``checkpoint_path``: a sync expert (checkpoints/best_model.pth) or a generator checkpoint (which carries
-    its expert). ``device``: None picks CUDA when available.
+    its expert). ``device``: None picks CUDA when available. ``detector``: the face detector backend.
+    ``max_offset``: the offset search range in frames (training.max_offset_frames).
     """
 
     def __init__(self, checkpoint_path: str | Path, device: str | torch.device | None = None,
                  detector: str = "mediapipe", max_offset: int = 15):
-        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = select_device(device, setting="--device")
         self.checkpoint_path = Path(checkpoint_path)
         data = load_checkpoint(self.checkpoint_path, map_location="cpu")
-        data["_path"] = self.checkpoint_path
         self.kind = data["kind"]
-        self.generator = None
-        if self.kind == "generator":
-            from .dub import load_generator
-
-            self.generator, expert_data = load_generator(data, self.device)
-            expert_data["_path"] = self.checkpoint_path
-        else:
-            expert_data = data
-        self.expert = load_expert(expert_data, self.device)
-        self.audio_feature = "mel" if self.expert.dims.audio_bins == A.N_MELS else "mfcc"
-        cfg = data.get("config", {}).get("data", {})
-        self.data_cfg = DataConfig(**{k: v for k, v in cfg.items() if k in DataConfig.__dataclass_fields__})
+        self.expert = expert_from(data, self.checkpoint_path, self.device)
+        self.generator = generator_from(data, self.checkpoint_path, self.device) if self.kind == "generator" else None
+        self.audio_feature = self.expert.dims.audio_feature
+        self.data_cfg = replace(stored_data_config(data), detector=detector)
         self.detector = FaceDetector(detector, self.data_cfg.min_detection_confidence)
         self.max_offset = max_offset
 
     def _load_audio(self, video: Path, audio: Path | None, info: media.VideoInfo) -> np.ndarray:
-        wav = media.read_audio(audio or video)
-        want = A.frames_to_samples(info.num_frames)
-        return np.pad(wav, (0, max(0, want - len(wav))))[:want]
+        return A.fit_to_frames(media.read_audio(audio or video), info.num_frames)
 
     def analyse(self, video_path: str | Path, audio_path: str | Path | None = None) -> tuple[list[TrackScore], dict]:
         """Every face track scored against the audio; best-confidence first."""
         video = Path(video_path)
         info = media.probe_video(video)
         wav = self._load_audio(video, Path(audio_path) if audio_path else None, info)
-        if np.abs(wav).max(initial=0.0) < 1e-4:
+        if A.is_silent(wav):
             raise MediaError("the audio is silent", path=audio_path or video, fix="give audio with speech in it")
         tracks, squares = candidate_tracks(video, info, self.detector, self.data_cfg)
         if not tracks:
@@ -188,7 +161,7 @@ class LipSyncInference:
                               fix="use footage where a face is visible, frontal, and not tiny")
         n = min(len(s) for s in squares)
         squares = [s[:n] for s in squares]
-        feats = audio_features_for(wav[:A.frames_to_samples(n)], self.audio_feature)
+        feats = A.features_for(wav[:A.frames_to_samples(n)], self.audio_feature)
         faces = face_window_embeddings(self.expert, video, info, squares, self.device)
         out = []
         for k, (t, sq, face) in enumerate(zip(tracks, squares, faces)):
@@ -234,16 +207,15 @@ class LipSyncInference:
         if not output.parent.is_dir():
             raise MediaError("output folder does not exist", path=output.parent, fix="create it first")
         if mode == "generate":
-            from .dub import DubOptions, dub_video
-
             if self.generator is None:
                 raise CheckpointError("mode 'generate' needs a generator checkpoint, this one is a sync expert",
                                       path=self.checkpoint_path, fix="pass checkpoints/generator/best_model.pth")
             if audio_path is None:
                 raise MediaError("dubbing needs new audio", path=video_path, fix="give the audio file to dub to")
-            return dub_video(self, video_path, audio_path, output, options or DubOptions(), progress=progress)
+            return dub_video(self.generator, video_path, audio_path, output, data=self.data_cfg,
+                             detector=self.detector, opts=options or DubOptions(), progress=progress)
         if mode != "shift":
-            raise ValueError(f"mode must be 'shift' or 'generate', not {mode!r}")
+            raise InputError(f"mode must be 'shift' or 'generate', not {mode!r}")
         score, details = self.compute_sync_score(video_path, audio_path)
         video = Path(video_path)
         info = media.probe_video(video)
@@ -265,11 +237,13 @@ class LipSyncInference:
         """Many (video, audio-or-None) pairs, or a folder of videos. mode: score, shift or generate.
         Bad files are reported in their row (ok=False, error=...) and the batch goes on. Writes a CSV and a
         JSON report (``report_path`` without suffix, default output_dir/report)."""
+        if mode not in ("score", "shift", "generate"):
+            raise InputError(f"mode must be 'score', 'shift' or 'generate', not {mode!r}")
         items = _pairs(pairs)
         out_dir = Path(output_dir) if output_dir else None
         if mode != "score":
             if out_dir is None:
-                raise ValueError("output_dir is needed to write videos")
+                raise InputError(f"mode {mode!r} writes videos: give output_dir")
             out_dir.mkdir(parents=True, exist_ok=True)
         rows = []
         for k, (video, audio) in enumerate(items):
@@ -300,9 +274,7 @@ def _pairs(pairs) -> list[tuple[Path, Path | None]]:
         folder = Path(pairs)
         if not folder.is_dir():
             raise MediaError("not a folder", path=folder, fix="give a folder of videos or a list of pairs")
-        from .prepare import VIDEO_EXTS
-
-        return [(p, None) for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_EXTS]
+        return [(p, None) for p in sorted(folder.iterdir()) if p.suffix.lower() in media.VIDEO_EXTS]
     return [(Path(v), Path(a) if a else None) for v, a in pairs]
 
 
@@ -311,13 +283,9 @@ def write_report(rows: list[dict], base: Path) -> tuple[Path, Path]:
     base.parent.mkdir(parents=True, exist_ok=True)
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("video", "audio", "ok"), k))
     csv_path, json_path = base.with_suffix(".csv"), base.with_suffix(".json")
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, csv_path)
-    tmp = json_path.with_name(f".{json_path.name}.tmp")
-    tmp.write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    os.replace(tmp, json_path)
+    write_json_atomic(json_path, rows)
     return csv_path, json_path

@@ -30,6 +30,11 @@ from .writer import AAC_BITRATE_BPS, AUDIO_LEAD_S, VideoWriter, write_video, wri
 
 log = logging.getLogger(__name__)
 
+# File kinds looked for in folders (prepare's data/videos and data/audios, batch folders, dub's --image).
+VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
+AUDIO_EXTS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".aac")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
 MAX_BAD_PACKETS = 50  # undecodable packets skipped before a file is given up as corrupt
 _TICK_EPS = 1e-6  # tolerance (ticks, seconds) against float rounding of exact timestamps
 

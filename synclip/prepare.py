@@ -9,13 +9,9 @@ the video is. Each clip becomes one ``NAME.npz`` (arrays only, no pickles), writ
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import logging
 import multiprocessing
-import os
-import shutil
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,22 +20,13 @@ import cv2
 import numpy as np
 
 from . import audio as A
-from . import media
+from . import media, store
 from .alloc import trim_heap
 from .config import Config, DataConfig
 from .errors import DataError, NoFaceError, SynclipError
-from .face import (DETECT_MAX_SIDE_PX, FaceDetector, FaceTracker, Track, crop, fill_gaps, smooth,
-                   square_boxes)
+from .face import TRIM_EVERY_FRAMES, FaceDetector, crop, detect_tracks, subject_squares
 
 log = logging.getLogger(__name__)
-
-VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
-AUDIO_EXTS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".aac")
-INDEX_NAME = "index.json"
-REJECTS_NAME = "rejects.log"
-FORMAT_VERSION = 1
-JPEG_QUALITY = 95
-TRIM_EVERY_FRAMES = 64  # frames between giving freed heap pages back to the OS (see synclip.alloc)
 
 
 @dataclass
@@ -66,12 +53,12 @@ def find_jobs(videos_dir: Path, audios_dir: Path) -> tuple[list[Job], list[Outco
     audios = {}
     if audios_dir.is_dir():
         for p in sorted(audios_dir.iterdir()):
-            if p.suffix.lower() in AUDIO_EXTS:
+            if p.suffix.lower() in media.AUDIO_EXTS:
                 audios.setdefault(p.stem, p)
     jobs: dict[str, Job] = {}
     rejects = []
     for p in sorted(videos_dir.iterdir()):
-        if p.suffix.lower() not in VIDEO_EXTS or p.name.startswith("."):
+        if p.suffix.lower() not in media.VIDEO_EXTS or p.name.startswith("."):
             continue
         if p.stem in jobs:
             rejects.append(Outcome(p.stem, p, "rejected", f"another video is also named {p.stem!r} "
@@ -89,37 +76,9 @@ def source_signature(job: Job, cfg: DataConfig) -> dict:
         s = p.stat()
         return [s.st_size, s.st_mtime_ns]
 
-    return {"video": stat(job.video), "audio": stat(job.audio), "format": FORMAT_VERSION,
+    return {"video": stat(job.video), "audio": stat(job.audio), "format": store.FORMAT_VERSION,
             "settings": [cfg.crop_size, cfg.face_pad, cfg.detector, cfg.min_detection_confidence,
                          cfg.max_gap_frames, cfg.smooth_frames]}
-
-
-def detect_tracks(video: Path, info: media.VideoInfo, detector: FaceDetector) -> list[Track]:
-    """Pass 1: every face in every frame, linked into tracks (best subject first). Frames are decoded at the
-    detector's size already (swscale while decoding is cheaper than shrinking RGB frames afterwards)."""
-    scale = min(1.0, DETECT_MAX_SIDE_PX / max(info.width, info.height))
-    size = (2 * round(info.width * scale / 2), 2 * round(info.height * scale / 2))
-    tracker = FaceTracker(info.num_frames)
-    n = 0
-    for i, frame in enumerate(media.iter_frames(video, size=size if scale < 1 else None)):
-        dets = detector.detect(frame)
-        for d in dets:  # back to full-frame pixels
-            d.box = d.box / scale
-            if d.keypoints is not None:
-                d.keypoints = d.keypoints / scale
-        tracker.update(i, dets)
-        n = i + 1
-        if n % TRIM_EVERY_FRAMES == 0:
-            trim_heap()  # freed frames go back to the OS: memory stays flat with the video's length
-    return tracker.finish(n, min_frames=min(3, n))  # a face in every frame of a 1- or 2-frame video counts
-
-
-def subject_squares(track: Track, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gap-filled, smoothed boxes, keypoints and crop squares (T, 3) of the subject; NaN where no face."""
-    boxes = smooth(fill_gaps(track.boxes, cfg.max_gap_frames), cfg.smooth_frames)
-    kps = smooth(fill_gaps(track.keypoints, cfg.max_gap_frames), cfg.smooth_frames)
-    kps = np.where(np.isnan(boxes)[:, :1, None], np.nan, kps)  # keypoints only where the box is known
-    return boxes, kps, square_boxes(boxes, cfg.face_pad, kps)
 
 
 def encode_crops(video: Path, squares: np.ndarray, size: int, spool: Path) -> np.ndarray:
@@ -135,9 +94,7 @@ def encode_crops(video: Path, squares: np.ndarray, size: int, spool: Path) -> np
             sq = squares[i]
             data = b""
             if frame is not None and not np.isnan(sq[0]):
-                bgr = cv2.cvtColor(crop(frame, sq, size), cv2.COLOR_RGB2BGR)
-                ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-                data = buf.tobytes() if ok else b""
+                data = store.encode_crop(crop(frame, sq, size))
             out.write(data)
             offsets.append(offsets[-1] + len(data))
             if i % TRIM_EVERY_FRAMES == 0:
@@ -146,35 +103,15 @@ def encode_crops(video: Path, squares: np.ndarray, size: int, spool: Path) -> np
     return np.asarray(offsets, dtype=np.int64)
 
 
-def write_npz(path: Path, jpeg_spool: Path, **arrays: np.ndarray) -> None:
-    """An .npz that np.load reads like np.savez's: ``arrays`` plus ``jpeg``, the spool file's bytes as uint8.
-
-    The spool is copied into the archive in 1 MiB pieces (np.savez would need it in memory, and a memmap
-    of it counts every page read towards the process's memory).
-    """
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, arr in arrays.items():
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
-        header = np.lib.format.header_data_from_array_1_0(np.zeros(0, np.uint8))
-        header["shape"] = (jpeg_spool.stat().st_size,)
-        with zf.open("jpeg.npy", "w", force_zip64=True) as fh, open(jpeg_spool, "rb") as src:
-            np.lib.format.write_array_header_2_0(fh, header)
-            shutil.copyfileobj(src, fh, 1 << 20)
-
-
 def load_clip_audio(job: Job, info: media.VideoInfo, cfg: DataConfig) -> np.ndarray:
     """16 kHz mono audio cut or padded to the video's length; rejects length mismatches beyond tolerance."""
     wav = media.read_audio(job.audio or job.video)
-    want = A.frames_to_samples(info.num_frames)
-    mismatch_s = abs(len(wav) - want) / A.SAMPLE_RATE_HZ
+    mismatch_s = abs(len(wav) - A.frames_to_samples(info.num_frames)) / A.SAMPLE_RATE_HZ
     if mismatch_s > cfg.max_length_mismatch_s:
         raise DataError(f"video lasts {info.duration_s:.2f} s but its audio {len(wav) / A.SAMPLE_RATE_HZ:.2f} s",
                         path=job.audio or job.video,
                         fix="trim them to the same length or raise data.max_length_mismatch_s")
-    if len(wav) < want:
-        wav = np.pad(wav, (0, want - len(wav)))
-    return wav[:want]
+    return A.fit_to_frames(wav, info.num_frames)
 
 
 def process_clip(job: Job, cfg: DataConfig, out_dir: Path, detector: FaceDetector) -> dict:
@@ -197,15 +134,13 @@ def process_clip(job: Job, cfg: DataConfig, out_dir: Path, detector: FaceDetecto
     mel = A.log_mel(wav).numpy().astype(np.float32)
     mfcc = A.mfcc(wav).numpy().astype(np.float32)
     out = out_dir / f"{job.name}.npz"
-    tmp, spool = out_dir / f".{job.name}.tmp.npz", out_dir / f".{job.name}.tmp.jpeg"
+    spool = out_dir / f".{job.name}.tmp.jpeg"
     try:
         offsets = encode_crops(job.video, squares, cfg.crop_size, spool)
         present = offsets[1:] > offsets[:-1]
-        write_npz(tmp, spool, jpeg_offsets=offsets, present=present, boxes=boxes.astype(np.float32),
-                  squares=squares.astype(np.float32), keypoints=kps.astype(np.float32), mel=mel, mfcc=mfcc)
-        os.replace(tmp, out)
+        store.write_npz(out, spool, jpeg_offsets=offsets, present=present, boxes=boxes.astype(np.float32),
+                        squares=squares.astype(np.float32), keypoints=kps.astype(np.float32), mel=mel, mfcc=mfcc)
     finally:
-        tmp.unlink(missing_ok=True)
         spool.unlink(missing_ok=True)
     return {"name": job.name, "file": out.name, "video": str(job.video),
             "audio": str(job.audio) if job.audio else None, "num_frames": int(num_frames),
@@ -237,25 +172,6 @@ def _run_job(job: Job, cfg: DataConfig, out_dir: Path, signature: dict) -> Outco
         return Outcome(job.name, job.video, "rejected", f"unexpected error: {type(e).__name__}: {e}")
 
 
-def read_index(out_dir: Path) -> dict:
-    path = out_dir / INDEX_NAME
-    if not path.is_file():
-        return {"format": FORMAT_VERSION, "clips": {}}
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"index is unreadable: {e}", path=path, fix="run `synclip prepare --force`") from e
-    if not isinstance(index, dict) or "clips" not in index:
-        raise DataError("not a synclip index", path=path, fix="run `synclip prepare --force`")
-    return index
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def prepare(cfg: Config, *, force: bool = False, workers: int | None = None,
             on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Process every clip under cfg.data.videos_dir; returns one Outcome per video found.
@@ -269,7 +185,7 @@ def prepare(cfg: Config, *, force: bool = False, workers: int | None = None,
     for stale in out_dir.glob(".*.tmp*"):  # leftovers of an interrupted run
         stale.unlink(missing_ok=True)
     jobs, outcomes = find_jobs(Path(d.videos_dir), Path(d.audios_dir))
-    index = read_index(out_dir)
+    index = store.read_index(out_dir)
     clips: dict = index["clips"]
     todo = []
     for job in jobs:
@@ -294,15 +210,15 @@ def prepare(cfg: Config, *, force: bool = False, workers: int | None = None,
         else:
             clips.pop(o.name, None)
             rejects.append(o)
-        write_json_atomic(out_dir / INDEX_NAME, {"format": FORMAT_VERSION, "clips": clips})
+        store.write_index(out_dir, clips)
         if on_done:
             on_done(o)
 
     workers = max(1, min(workers or d.workers, len(todo)))
     for o in _run_all(todo, d, out_dir, workers):
         record(o)
-    write_json_atomic(out_dir / INDEX_NAME, {"format": FORMAT_VERSION, "clips": clips})
-    (out_dir / REJECTS_NAME).write_text("".join(f"{o.video}\t{o.reason}\n" for o in rejects), encoding="utf-8")
+    store.write_index(out_dir, clips)
+    (out_dir / store.REJECTS_NAME).write_text("".join(f"{o.video}\t{o.reason}\n" for o in rejects), encoding="utf-8")
     return outcomes
 
 
@@ -322,24 +238,3 @@ def _run_all(todo: list, cfg: DataConfig, out_dir: Path, workers: int) -> Iterat
             yield fut.result()
     finally:  # Ctrl+C: stop the workers; their temp files are removed on the next run
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def load_clip(path: Path) -> dict[str, np.ndarray]:
-    """A processed clip's arrays (no pickles allowed)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"processed clip is unreadable: {e}", path=path, fix="run `synclip prepare --force`") from e
-
-
-def decode_crop(clip: dict[str, np.ndarray], i: int, size: int | None = None) -> np.ndarray | None:
-    """Frame i's face crop as (S, S, 3) uint8 RGB (resized to ``size``), or None where there was no face."""
-    a, b = clip["jpeg_offsets"][i], clip["jpeg_offsets"][i + 1]
-    if a == b:
-        return None
-    img = cv2.cvtColor(cv2.imdecode(clip["jpeg"][a:b], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    if size is not None and img.shape[0] != size:
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-    return img
-

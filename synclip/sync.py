@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from . import audio as A
-from .datasets import window_feats
 from .models.syncnet import SyncExpert
 
 
@@ -98,7 +97,7 @@ def audio_embeddings(model: SyncExpert, feats: torch.Tensor, first: int, count: 
     out = []
     for i in range(0, count, batch):
         n = min(batch, count - i)
-        w = window_feats(feats, first + i, n).to(device)
+        w = A.window_feats(feats, first + i, n).to(device)
         out.append(model.audio_embed(w[None])[0])
     return torch.cat(out)
 

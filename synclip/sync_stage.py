@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import cv2
 import numpy as np
 import torch
 
 from . import audio as A
-from .checkpoint import load_checkpoint, load_state
+from .checkpoint import autocast, init_weights
 from .config import Config
-from .errors import CheckpointError
 from .datasets import ChunkSampler, Clip, augment, chunk_length, split_part
 from .models.syncnet import SyncDims, SyncExpert
 from .sync import audio_embeddings, face_embeddings, offset_curve, sync_loss, window_valid
@@ -24,14 +21,8 @@ EVAL_SHIFTS = range(-10, 11)
 
 def sync_dims(cfg: Config) -> SyncDims:
     m = cfg.model
-    return SyncDims(m.input_size, m.hidden_dim, m.num_layers, m.base_channels,
-                    A.N_MELS if m.audio_feature == "mel" else A.N_MFCC)
-
-
-def autocast(device: torch.device, enabled: bool):
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return SyncDims(m.input_size, m.hidden_dim, m.num_layers, m.base_channels, A.feature_bins(m.audio_feature),
+                    m.audio_feature)
 
 
 class SyncStage:
@@ -50,11 +41,7 @@ class SyncStage:
         torch.manual_seed(cfg.training.seed)
         self.model = SyncExpert(sync_dims(cfg)).to(device)
         if cfg.training.init_checkpoint:  # fine-tune an existing expert (e.g. on one person's footage)
-            init = load_checkpoint(cfg.training.init_checkpoint, kind="sync")
-            if init["dims"] != self.model.dims.to_dict():
-                raise CheckpointError("its expert has other dimensions than this config",
-                                      path=cfg.training.init_checkpoint, fix="use the same model.* settings")
-            load_state(self.model, init["state_dict"], cfg.training.init_checkpoint)
+            init_weights(self.model, cfg.training.init_checkpoint, "sync")
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.training.learning_rate,
                                            weight_decay=cfg.training.weight_decay)
         self.gen = torch.Generator().manual_seed(cfg.training.seed)

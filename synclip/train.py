@@ -17,22 +17,10 @@ from typing import Callable, Protocol
 import torch
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, load_state, save_checkpoint
+from .checkpoint import load_checkpoint, load_state, save_checkpoint, select_device
 from .config import Config
-from .errors import ConfigError
 
 Report = Callable[[str], None]
-
-
-def select_device(name: str) -> torch.device:
-    """auto -> cuda when available else cpu; an explicit cuda without a GPU is an error that says what to do."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"training.device = {name} but this machine has no usable CUDA GPU "
-                          f"(torch {torch.__version__}, cuda available: False)",
-                          fix="use --set training.device=auto (or cpu), or install a CUDA build of torch")
-    return torch.device(name)
 
 
 class Stage(Protocol):

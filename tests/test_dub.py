@@ -89,7 +89,7 @@ def test_frames_without_a_face_pass_through(gen_model, synth_dir, tmp_path):
     video = tmp_path / "mixed.mp4"
     media.write_video(video, mixed, audio=media.read_audio(synth_dir / "audios" / "synth_0002.wav"), crf=0)
     out = tmp_path / "out.mp4"
-    dub_video(gen_model, video, synth_dir / "audios" / "synth_0003.wav", out)
+    gen_model.sync_video_audio(video, synth_dir / "audios" / "synth_0003.wav", out)
     got = list(media.iter_frames(out))
     assert np.abs(got[40].astype(int) - noise.astype(int)).mean() < 6  # untouched (up to re-encoding)
 
@@ -101,7 +101,7 @@ def test_photo_is_animated(gen_model, synth_dir, tmp_path):
     photo = tmp_path / "face.png"
     cv2.imwrite(str(photo), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     out = tmp_path / "photo.mp4"
-    ok, _ = dub_video(gen_model, photo, synth_dir / "audios" / "synth_0004.wav", out)
+    ok, _ = gen_model.sync_video_audio(photo, synth_dir / "audios" / "synth_0004.wav", out)
     assert ok and media.probe_video(out).num_frames == 50
 
 
@@ -110,18 +110,18 @@ def test_bad_inputs_are_clear_errors_and_leave_nothing(gen_model, synth_dir, tmp
     silent = tmp_path / "silent.wav"
     media.write_wav(silent, np.zeros(32000, np.float32))
     with pytest.raises(MediaError, match="no sound"):
-        dub_video(gen_model, video, silent, tmp_path / "a.mp4")
+        gen_model.sync_video_audio(video, silent, tmp_path / "a.mp4")
     rng = np.random.default_rng(1)
     noface = tmp_path / "noface.png"
     import cv2
 
     cv2.imwrite(str(noface), rng.integers(0, 255, (120, 120, 3), dtype=np.uint8))
     with pytest.raises(NoFaceError, match="noface.png"):
-        dub_video(gen_model, noface, synth_dir / "audios" / "synth_0005.wav", tmp_path / "b.mp4")
+        dub_video(gen_model.generator, noface, synth_dir / "audios" / "synth_0005.wav", tmp_path / "b.mp4")
     with pytest.raises(MediaError, match="does not exist"):
-        dub_video(gen_model, video, synth_dir / "audios" / "synth_0005.wav", tmp_path / "missing" / "c.mp4")
+        dub_video(gen_model.generator, video, synth_dir / "audios" / "synth_0005.wav", tmp_path / "missing" / "c.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["noface.png", "silent.wav"]
-    ok, _ = dub_video(gen_model, video, silent, tmp_path / "quiet.mp4", DubOptions(allow_silence=True))
+    ok, _ = gen_model.sync_video_audio(video, silent, tmp_path / "quiet.mp4", options=DubOptions(allow_silence=True))
     assert ok
 
 
@@ -132,16 +132,17 @@ def test_resize_static_and_box_options(gen_model, synth_dir, tmp_path):
     video, speech = synth_dir / "videos" / "synth_0006.mp4", synth_dir / "audios" / "synth_0006.wav"
     info = media.probe_video(video)
     nopad = (0, 0, 0, 0)  # pads are in output pixels, so they would not halve
-    full = FrameSource(gen_model, video, DubOptions(pads=nopad)).squares
-    half = FrameSource(gen_model, video, DubOptions(pads=nopad, resize_factor=2)).squares
+    found = (gen_model.data_cfg, gen_model.detector)
+    full = FrameSource(video, DubOptions(pads=nopad), *found).squares
+    half = FrameSource(video, DubOptions(pads=nopad, resize_factor=2), *found).squares
     assert np.isfinite(full).all() and np.abs(half - full / 2).max() < 1.0  # the same face, in halved pixels
     out = tmp_path / "half.mp4"
-    dub_video(gen_model, video, speech, out, DubOptions(resize_factor=2))
+    gen_model.sync_video_audio(video, speech, out, options=DubOptions(resize_factor=2))
     small = media.probe_video(out)
     assert (small.width, small.height) == (info.width // 4 * 2, info.height // 4 * 2)
-    still = FrameSource(gen_model, video, DubOptions(pads=nopad, static=True))
+    still = FrameSource(video, DubOptions(pads=nopad, static=True), *found)
     assert still.n == 1 and np.allclose(still.squares[0], full[0], atol=0.03 * full[0, 2])  # unsmoothed: close
     box = (40, 50, 140, 150)
-    fixed = FrameSource(gen_model, video, DubOptions(pads=nopad, box=box)).squares
+    fixed = FrameSource(video, DubOptions(pads=nopad, box=box), *found).squares
     expected = square_boxes(np.asarray([box], np.float64), gen_model.data_cfg.face_pad, None)[0]
     assert fixed.shape == (info.num_frames, 3) and np.allclose(fixed, expected)

@@ -9,8 +9,8 @@ import pytest
 
 from synclip import media
 from synclip.config import DataConfig
-from synclip.face import (Detection, FaceTracker, crop, fill_gaps, lower_face_mask, paste, smooth, square_boxes)
-from synclip.prepare import detect_tracks, subject_squares
+from synclip.face import (Detection, FaceTracker, crop, detect_tracks, fill_gaps, lower_face_mask, paste, smooth,
+                          square_boxes, subject_squares)
 
 from conftest import real_media
 

@@ -85,9 +85,10 @@ def test_batch_goes_on_past_bad_files(model, synth_dir, tmp_path):
 
 def test_cli_score_json_and_wrong_checkpoint(expert_path, synth_dir, tmp_path, capsys):
     code = main(["score", str(synth_dir / "videos" / "synth_0004.mp4"), "--checkpoint", str(expert_path), "--json",
-                 "--device", "cpu"])
+                 "--device", "cpu", "--set", "training.max_offset_frames=6"])
     assert code == 0
     d = json.loads(capsys.readouterr().out)
+    assert d["curve"]["offsets"] == list(range(-6, 7))  # the config's search range reaches scoring
     assert {"score", "offset_frames", "confidence", "min_distance", "face_coverage"} <= set(d)
     wrong = tmp_path / "wrong.pth"
     wrong.write_bytes(b"\x00" * 100)

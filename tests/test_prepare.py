@@ -12,7 +12,8 @@ from synclip import audio as A
 from synclip import media
 from synclip.cli import main
 from synclip.config import load_config
-from synclip.prepare import decode_crop, load_clip, prepare
+from synclip.prepare import prepare
+from synclip.store import decode_crop, load_clip
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import pytest
 
 from synclip import audio as A
 from synclip.checkpoint import load_checkpoint, save_checkpoint
-from synclip.datasets import window_feats
 from synclip.errors import CheckpointError
 from synclip.infer import shift_audio
 from synclip.models.syncnet import SyncDims, SyncExpert
@@ -52,10 +51,10 @@ def test_shift_audio_undoes_a_lead():
 
 def test_window_feats_edges_repeat():
     feats = torch.arange(40, dtype=torch.float32)[:, None].repeat(1, 3)
-    w = window_feats(feats, -2, 3)
+    w = A.window_feats(feats, -2, 3)
     assert w.shape == (3, A.MEL_WINDOW, 3)
     assert w[0, 0, 0] == 0 and w[0, 7, 0] == round(-2 * 3.2) + 7
-    last = window_feats(feats, 10, 1)
+    last = A.window_feats(feats, 10, 1)
     assert last[0, -1, 0] == 39  # past the end: the last row repeats
 
 
@@ -76,7 +75,7 @@ def test_sync_loss_learns_on_a_toy_problem():
         crops = torch.zeros(4, 25, 3, 32, 32)
         crops[:, :, :, 20:28, 10:22] = level[:, :, None, None, None]
         mel_rows = level.repeat_interleave(4, 1)[:, :, None].expand(4, 100, A.N_MELS)
-        feats = torch.stack([window_feats(r, 0, 21) for r in mel_rows])
+        feats = torch.stack([A.window_feats(r, 0, 21) for r in mel_rows])
         loss, stats = sync_loss(m, crops, feats, torch.arange(4), torch.zeros(4, dtype=torch.long), 5)
         opt.zero_grad()
         loss.backward()
@@ -105,3 +104,17 @@ def test_checkpoint_errors_are_clear(tmp_path):
     torch.save({"format": "synclip-checkpoint-1", "obj": object()}, pickled)
     with pytest.raises(CheckpointError):
         load_checkpoint(pickled)  # weights_only refuses arbitrary objects
+
+
+def test_checkpoints_carry_the_feature_kind_and_old_ones_still_load(tmp_path):
+    from synclip.checkpoint import expert_from
+
+    mfcc = SyncDims(input_size=96, hidden_dim=16, num_layers=2, base_channels=4, audio_bins=A.N_MFCC,
+                    audio_feature="mfcc")
+    path = save_checkpoint(tmp_path / "mfcc.pth", kind="sync", config={}, dims=mfcc.to_dict(),
+                           state_dict=SyncExpert(mfcc).state_dict())
+    assert expert_from(load_checkpoint(path), path, torch.device("cpu")).dims.audio_feature == "mfcc"
+    old = {k: v for k, v in mfcc.to_dict().items() if k != "audio_feature"}  # written before the kind was stored
+    path = save_checkpoint(tmp_path / "old.pth", kind="sync", config={}, dims=old,
+                           state_dict=SyncExpert(mfcc).state_dict())
+    assert expert_from(load_checkpoint(path), path, torch.device("cpu")).dims == mfcc

@@ -11,7 +11,8 @@ from synclip.config import load_config
 from synclip.datasets import make_split
 from synclip.errors import ConfigError
 from synclip.prepare import prepare
-from synclip.train import run_stage, select_device
+from synclip.checkpoint import select_device
+from synclip.train import run_stage
 
 TINY = ["model.input_size=96", "model.base_channels=4", "model.hidden_dim=16", "model.num_layers=2",
         "training.batch_size=2", "training.samples_per_epoch=4", "training.checkpoint_every=2"]

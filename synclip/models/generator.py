@@ -32,6 +32,7 @@ class GeneratorDims:
     base_channels: int = 32
     audio_bins: int = A.N_MELS
     audio_dim: int = 256  # audio vector joined at the bottleneck
+    audio_feature: str = "mel"  # what the audio_bins are: mel (log-mel) or mfcc; the input must be of this kind
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -30,6 +30,7 @@ class SyncDims:
     num_layers: int = 4
     base_channels: int = 32
     audio_bins: int = A.N_MELS
+    audio_feature: str = "mel"  # what the audio_bins are: mel (log-mel) or mfcc; the input must be of this kind
 
     def to_dict(self) -> dict:
         return asdict(self)
