@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,16 @@ import yaml
 
 from .errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 INPUT_SIZES = (96, 128, 192, 256)
+HEADER = ("# synclip settings (code defaults shown; edit what you need). `synclip config show` prints the effective "
+          "values.\n# Override any key on the command line: --set training.batch_size=16\n")
+# Keys that older config files may still hold but nothing reads: skipped with a warning, not an error.
+RETIRED_KEYS = {
+    "training.num_workers": "training samples chunks from clips held in memory, in one process",
+    "training.image_every": "the generator's image grid is logged once per validation",
+}
 
 
 @dataclass(frozen=True)
@@ -57,13 +67,11 @@ class TrainingConfig:
     seed: int = 0  # fixes the 80/10/10 clip split and the sampling order
     samples_per_epoch: int = 6400  # windows drawn per epoch (clips are sampled at random positions)
     checkpoint_every: int = 10  # epochs between checkpoint_epoch_N.pth files
-    num_workers: int = 0  # DataLoader workers; 0 keeps everything in this process
     mixed_precision: bool = True  # bf16/fp16 autocast on CUDA only
     max_offset_frames: int = 15  # offset search range for scoring and validation curves
     negative_shift_min: int = 5  # off-sync negatives are shifted by at least this many frames
     sync_loss_weight: float = 0.03  # generator: weight of the frozen expert's sync loss
     adversarial_weight: float = 0.0  # generator: weight of the optional quality discriminator
-    image_every: int = 200  # generator: steps between TensorBoard image grids
     init_checkpoint: str = ""  # fine-tuning: start this stage from these weights (same kind and dims)
 
 
@@ -131,6 +139,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
+        if dotted in RETIRED_KEYS:
+            log.warning("config key %s is no longer used (%s); remove it", dotted, RETIRED_KEYS[dotted])
+            continue
         if key not in fields:
             valid = [f"{prefix}{name}" for name in fields]
             close = difflib.get_close_matches(dotted, valid, n=1, cutoff=0.5)
@@ -235,8 +246,8 @@ def _field_comments(cls: type) -> dict[str, str]:
 
 
 def dump_yaml(cfg: Config) -> str:
-    """The whole tree as commented YAML (what ``synclip config show`` prints)."""
-    lines = []
+    """The whole tree as commented YAML (what ``synclip config show`` prints, and config.yaml holds)."""
+    lines = [HEADER.rstrip("\n")]
     for section in dataclasses.fields(cfg):
         sub = getattr(cfg, section.name)
         comments = _field_comments(type(sub))
@@ -247,8 +258,6 @@ def dump_yaml(cfg: Config) -> str:
             note = f"  # {comments[f.name]}" if f.name in comments else ""
             lines.append(f"  {f.name}: {value}{note}")
     return "\n".join(lines) + "\n"
-
-
 
 
 def setup_directories(cfg: Config, root: str | Path = ".") -> list[Path]:

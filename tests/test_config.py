@@ -55,3 +55,11 @@ def test_setup_directories_is_idempotent(tmp_path):
     assert first == second
     assert sorted(p.relative_to(tmp_path).as_posix() for p in first) == sorted(
         ["data/videos", "data/audios", "data/processed", "checkpoints", "logs", "outputs"])
+
+
+def test_retired_keys_are_skipped_with_a_warning(tmp_path, caplog):
+    old = tmp_path / "old.yaml"
+    old.write_text("training:\n  num_workers: 4\n  image_every: 100\n  batch_size: 8\n", encoding="utf-8")
+    cfg = load_config(old)
+    assert cfg == load_config(None, ["training.batch_size=8"])
+    assert "training.num_workers is no longer used" in caplog.text
