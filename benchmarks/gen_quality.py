@@ -33,7 +33,7 @@ from synclip.face import crop  # noqa: E402
 from synclip.infer import LipSyncInference, candidate_tracks  # noqa: E402
 from synclip.metrics import psnr, ssim  # noqa: E402
 from synclip.train import run_stage  # noqa: E402
-from synclip.voice import PAUSE_SYMBOL  # noqa: E402
+from synclip.synth import PAUSE_SYMBOL  # noqa: E402
 
 HELD = 95_000
 SIZE = 96

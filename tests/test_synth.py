@@ -1,10 +1,9 @@
-"""Synthetic talking heads (synclip.synth) and their voice (synclip.voice): the ground truth
-must be exact, so these tests check the facts the rest of the project relies on."""
+"""Synthetic talking heads and their voice (synclip.synth): the ground truth must be exact, so these
+tests check the facts the rest of the project relies on. Their speed is benchmarks/synth.py's figure."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import mediapipe as mp  # BlazeFace and FaceMesh ship inside its wheel
@@ -12,10 +11,10 @@ import numpy as np
 import pytest
 from scipy.linalg import solve_toeplitz
 
-from synclip import media, synth, voice
+from synclip import media, synth
 from synclip.audio import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, VIDEO_FPS
 from synclip.errors import ConfigError
-from synclip.voice import Segment, Speaker
+from synclip.synth import Segment, Speaker
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,32 +112,32 @@ def test_source_constants_match_mediapipe(detectors):
 def test_make_sentence_covers_the_span_exactly_and_is_deterministic():
     for seed in range(30):
         seconds = 2.0 + seed * 0.2
-        segs = voice.make_sentence(np.random.default_rng(seed), seconds)
-        again = voice.make_sentence(np.random.default_rng(seed), seconds)
+        segs = synth.make_sentence(np.random.default_rng(seed), seconds)
+        again = synth.make_sentence(np.random.default_rng(seed), seconds)
         assert segs == again
         assert segs[0].start_s == 0.0 and segs[-1].end_s == seconds
-        assert segs[0].symbol == voice.PAUSE_SYMBOL and segs[-1].symbol == voice.PAUSE_SYMBOL
+        assert segs[0].symbol == synth.PAUSE_SYMBOL and segs[-1].symbol == synth.PAUSE_SYMBOL
         for a, b in zip(segs, segs[1:]):
             assert a.end_s == pytest.approx(b.start_s, abs=1e-9)
-        assert all(s.end_s > s.start_s and s.symbol in voice.PHONES for s in segs)
+        assert all(s.end_s > s.start_s and s.symbol in synth.PHONES for s in segs)
         # a closed-mouth phone lasts at least one frame period: some frame always shows it
-        assert all(s.duration_s >= 1 / VIDEO_FPS for s in segs if s.symbol in voice.CLOSED_MOUTH)
+        assert all(s.duration_s >= 1 / VIDEO_FPS for s in segs if s.symbol in synth.CLOSED_MOUTH)
     # syllable rate while speaking: about 4-5 per second
     rates = []
     for seed in range(40):
-        segs = voice.make_sentence(np.random.default_rng(seed), 6.0)
-        speech = sum(s.duration_s for s in segs if s.symbol != voice.PAUSE_SYMBOL)
-        rates.append(sum(s.phone.kind == voice.VOWEL for s in segs) / speech)
+        segs = synth.make_sentence(np.random.default_rng(seed), 6.0)
+        speech = sum(s.duration_s for s in segs if s.symbol != synth.PAUSE_SYMBOL)
+        rates.append(sum(s.phone.kind == synth.VOWEL for s in segs) / speech)
     assert 3.8 < np.mean(rates) < 5.5
-    assert voice.make_sentence(np.random.default_rng(1), 4.0) != voice.make_sentence(
+    assert synth.make_sentence(np.random.default_rng(1), 4.0) != synth.make_sentence(
         np.random.default_rng(2), 4.0)
 
 
 def test_inventory_shapes():
-    p = voice.PHONES
+    p = synth.PHONES
     assert p["a"].opening == pytest.approx(1.0) and p["i"].opening < p["e"].opening < p["a"].opening
     assert p["u"].width < p["o"].width < p["a"].width < p["e"].width < p["i"].width
-    for sym in ("m", "b", "p", voice.PAUSE_SYMBOL):
+    for sym in ("m", "b", "p", synth.PAUSE_SYMBOL):
         assert p[sym].opening == 0.0
     assert p["s"].noise_band[0] >= 4000 and p["sh"].noise_band[1] <= 4000
     assert p["a"].voice_amp > p["i"].voice_amp and p["a"].voice_amp > p["u"].voice_amp
@@ -150,12 +149,12 @@ def test_vowel_formants_a_and_i_are_distinct_and_as_listed():
     segs = [Segment("sil", 0.0, 0.2), Segment("a", 0.2, 0.5), Segment("sil", 0.5, 0.7),
             Segment("i", 0.7, 1.0), Segment("sil", 1.0, 1.2)]
     for speaker in (Speaker(95.0, 0.9, 0.1, 0.8), Speaker(220.0, 1.1, 0.3, 1.0)):
-        audio = voice.synthesize(segs, speaker, 1.2, rng=np.random.default_rng(0))
+        audio = synth.synthesize(segs, speaker, 1.2, rng=np.random.default_rng(0))
         f2 = {}
         for sym, mid in (("a", 0.35), ("i", 0.85)):
             i0 = int((mid - 0.03) * SAMPLE_RATE_HZ)
             est = _lpc_formants(audio[i0:i0 + 960])
-            target = np.asarray(voice.PHONES[sym].formants) * speaker.tract_scale
+            target = np.asarray(synth.PHONES[sym].formants) * speaker.tract_scale
             # F2: the estimate nearest the listed F2 is within 10 %
             near = est[np.argmin(np.abs(est - target[1]))]
             assert abs(near - target[1]) < 0.1 * target[1], (sym, est, target)
@@ -172,9 +171,9 @@ def test_pauses_are_quiet_compared_with_vowels():
             b = int((s.end_s - 0.04) * SAMPLE_RATE_HZ)
             if b - a < 160:
                 continue
-            if s.symbol == voice.PAUSE_SYMBOL:
+            if s.symbol == synth.PAUSE_SYMBOL:
                 pause.append(audio[a:b])
-            elif s.phone.kind == voice.VOWEL:
+            elif s.phone.kind == synth.VOWEL:
                 vowel.append(audio[a:b])
         assert pause and vowel
         rms = lambda chunks: float(np.sqrt(np.mean(np.concatenate(chunks) ** 2)))  # noqa: E731
@@ -186,19 +185,19 @@ def test_silence_is_silent_with_a_closed_mouth():
     audio = synth.silent_audio(2.0)
     assert audio.shape == (2 * SAMPLE_RATE_HZ,) and audio.dtype == np.float32
     assert np.sqrt(np.mean(audio ** 2)) < 1e-3
-    opening, width = voice.mouth_track([Segment(voice.PAUSE_SYMBOL, 0.0, 2.0)], 50)
+    opening, width = synth.mouth_track([Segment(synth.PAUSE_SYMBOL, 0.0, 2.0)], 50)
     assert np.all(opening == 0.0) and np.all((width >= 0) & (width <= 1))
-    assert np.all(voice.mouth_track([], 10)[0] == 0.0)
-    none = voice.synthesize([], Speaker(120.0, 1.0, 0.0, 1.0), 1.0)
+    assert np.all(synth.mouth_track([], 10)[0] == 0.0)
+    none = synth.synthesize([], Speaker(120.0, 1.0, 0.0, 1.0), 1.0)
     assert none.shape == (SAMPLE_RATE_HZ,) and np.sqrt(np.mean(none ** 2)) < 1e-3
 
 
 def test_time_shift_moves_the_same_waveform():
-    segs = voice.shift_segments(voice.make_sentence(np.random.default_rng(5), 5.6), -0.8)
+    segs = synth.shift_segments(synth.make_sentence(np.random.default_rng(5), 5.6), -0.8)
     spk = Speaker(150.0, 1.0, 0.2, 0.9)
-    base = voice.synthesize(segs, spk, 4.0, rng=np.random.default_rng(9))
+    base = synth.synthesize(segs, spk, 4.0, rng=np.random.default_rng(9))
     for k in (-6, 4):
-        shifted = voice.synthesize(segs, spk, 4.0, rng=np.random.default_rng(9),
+        shifted = synth.synthesize(segs, spk, 4.0, rng=np.random.default_rng(9),
                                    time_shift_s=k / VIDEO_FPS)
         n = k * SAMPLES_PER_FRAME
         # output sample t renders segment time t + k/25: shifted[t] == base[t + n]
@@ -208,16 +207,6 @@ def test_time_shift_moves_the_same_waveform():
             np.testing.assert_allclose(shifted[-n:], base[:n], atol=1e-6)
 
 
-def test_synthesis_is_fast():
-    segs = voice.make_sentence(np.random.default_rng(3), 4.0)
-    spk = Speaker(100.0, 0.9, 0.2, 0.9)
-    voice.synthesize(segs, spk, 4.0)  # warm up
-    t = time.process_time()
-    voice.synthesize(segs, spk, 4.0)
-    # target < 0.2 s; loose bound for a busy CI machine
-    assert time.process_time() - t < 0.6
-
-
 # ---------------------------------------------------------------------------------------------
 # mouth track
 
@@ -225,14 +214,14 @@ def test_synthesis_is_fast():
 def test_mouth_closed_in_pauses_and_bilabials_open_on_a():
     checked_a = 0
     for seed in range(60):
-        segs = voice.make_sentence(np.random.default_rng(seed), 4.0)
-        opening, width = voice.mouth_track(segs, 100)
+        segs = synth.make_sentence(np.random.default_rng(seed), 4.0)
+        opening, width = synth.mouth_track(segs, 100)
         assert opening.dtype == np.float32 and opening.shape == width.shape == (100,)
         assert np.all((opening >= 0) & (opening <= 1) & (width >= 0) & (width <= 1))
         t = (np.arange(100) + 0.5) / VIDEO_FPS
         for s in segs:
             frames = _frames_in(s, 100)
-            if s.symbol in ("m", "b", "p", voice.PAUSE_SYMBOL):
+            if s.symbol in ("m", "b", "p", synth.PAUSE_SYMBOL):
                 assert len(frames) > 0
                 assert np.all(opening[frames] == 0.0), (seed, s)
             if s.symbol == "a":
@@ -251,7 +240,7 @@ def test_clip_truth_mouth_follows_its_phones(eight_clips):
         assert truth["phones"][0]["start_s"] == 0.0
         assert truth["phones"][-1]["end_s"] == truth["seconds"]
         for p in truth["phones"]:
-            if p["symbol"] in ("m", "b", "p", voice.PAUSE_SYMBOL):
+            if p["symbol"] in ("m", "b", "p", synth.PAUSE_SYMBOL):
                 assert np.all(opening[_frames_in(p, n)] == 0.0)
 
 
@@ -344,16 +333,12 @@ def test_appearances_for_any_index():
         synth.appearance(-1)
 
 
-def test_frame_geometry_and_speed():
+def test_frame_geometry():
     app = synth.appearance(3)
     opening = np.linspace(0, 1, 50).astype(np.float32)
     width = np.full(50, 0.6, np.float32)
-    list(synth.render_frames(app, opening[:2], width[:2]))  # warm the caches
-    t = time.perf_counter()
     frames = list(synth.render_frames(app, opening, width))
-    per_frame = (time.perf_counter() - t) / 50
     assert all(f.shape == (320, 320, 3) and f.dtype == np.uint8 for f in frames)
-    assert per_frame < 0.012  # about 2 ms here; loose for a busy CI machine
     boxes, mouths = synth.face_geometry(app, 50)
     assert boxes.shape == (50, 4) and mouths.shape == (50, 2)
     widths = boxes[:, 2] - boxes[:, 0]

@@ -4,8 +4,8 @@ One photo (scikit-image's astronaut, shipped in its wheel) becomes many distinct
 an :class:`Appearance` recolours skin, hair and clothes, flips, stretches, places and
 lights the person, puts them in front of a new background and moves the head slightly.
 The real lips are painted out once; every frame draws a new mouth whose opening and
-width follow :func:`synclip.voice.mouth_track` of the same phone segments that
-:func:`synclip.voice.synthesize` speaks, so mouth and voice agree by construction.
+width follow :func:`synclip.synth.phones.mouth_track` of the same phone segments that
+:func:`synclip.synth.voice.synthesize` speaks, so mouth and voice agree by construction.
 
 Files of a clip ``NAME`` (see :func:`make_clip`): ``videos/NAME.mp4`` (H.264 + AAC),
 ``audios/NAME.wav`` (16 kHz mono) and ``truth/NAME.json``.
@@ -18,19 +18,14 @@ Timing: video frame v covers ``[v/25, (v+1)/25)`` and shows the mouth at its mid
 ``(v + 0.5)/25`` (truth key ``mouth_phase``), the instant audio samples
 ``[640 v, 640 (v+1))`` are centred on; phone times in the truth are video times.
 
-Modules: :mod:`synclip.synth_source` holds the photo's measurements and masks,
-:mod:`synclip.synth_look` the appearances, recolouring and backgrounds,
-:mod:`synclip.synth_face` the per-frame renderer; this module makes the sentences, audio,
-truth dicts and files of clips, and re-exports the public names of the other three.
+This module makes the sentences, audio, truth dicts and files of clips from the other modules of
+:mod:`synclip.synth` (see its docstring).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -38,17 +33,13 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from . import voice
-from .audio import SAMPLE_RATE_HZ, VIDEO_FPS
-from .errors import ConfigError
-# The look, the source photo and the renderer live in their own modules; their public names
-# are re-exported here so that synth.appearance, synth.MOUTH_CENTRE etc. work as before.
-from .synth_face import (DEFAULT_FRAME_SIZE, DEFAULT_FRAME_SIZE_2, _check_frame_size,  # noqa: F401
-                         _Face, _render_scene, face_geometry, render_frames)
-from .synth_look import BACKGROUNDS, RGB, Appearance, _background, _r, appearance  # noqa: F401
-from .synth_source import (CHIN, FACE_BOX, FACE_CENTRE, FACE_OVAL, FACE_WIDTH,  # noqa: F401
-                           HAIRLINE, HEAD_TOP_Y, LIPS_OUTER, MOUTH_CENTRE, MOUTH_WIDTH,
-                           NOSE_TIP, PERSON_OUTLINE, SOURCE_SIZE)
-from .voice import Segment, Speaker
+from ..audio import SAMPLE_RATE_HZ, VIDEO_FPS
+from ..errors import ConfigError
+from ..store import write_json_atomic
+from .looks import appearance, draw_background, round4
+from .phones import PAUSE_SYMBOL, Segment, clip_segments, make_sentence, mouth_track, shift_segments
+from .render import DEFAULT_FRAME_SIZE, DEFAULT_FRAME_SIZE_2, DrawnFace, check_frame_size, render_scene
+from .voice import Speaker
 
 #: Segments extend this far beyond both ends of a clip, so audio shifted by up to
 #: +-20 frames is still speech (larger offsets reach into silence).
@@ -65,8 +56,8 @@ def _sentence(sentence_seed: int, seconds: float) -> list[Segment]:
     """The sentence of ``sentence_seed`` for a clip of ``seconds``, in video time, covering
     ``[-MARGIN_S, seconds + MARGIN_S]``."""
     rng = np.random.default_rng([0x5E7, int(sentence_seed)])
-    segs = voice.make_sentence(rng, seconds + 2 * MARGIN_S)
-    return voice.shift_segments(segs, -MARGIN_S)
+    segs = make_sentence(rng, seconds + 2 * MARGIN_S)
+    return shift_segments(segs, -MARGIN_S)
 
 
 def voice_for(sentence_seed: int) -> Speaker:
@@ -90,13 +81,13 @@ def make_audio(sentence_seed: int, seconds: float = 4.0, speaker: Speaker | None
     segs = _sentence(sentence_seed, seconds)
     speaker = voice_for(sentence_seed) if speaker is None else speaker
     audio = _audio(segs, speaker, sentence_seed, seconds, 0)
-    return audio, voice.clip_segments(segs, 0.0, seconds)
+    return audio, clip_segments(segs, 0.0, seconds)
 
 
 def silent_audio(seconds: float = 4.0, seed: int = 0) -> np.ndarray:
     """Pure silence as the voice renders a pause: a -74 dBFS noise floor, float32 16 kHz."""
     seconds = _check_seconds(seconds)
-    segs = [Segment(voice.PAUSE_SYMBOL, 0.0, seconds)]
+    segs = [Segment(PAUSE_SYMBOL, 0.0, seconds)]
     return voice.synthesize(segs, Speaker(120.0, 1.0, 0.0, 1.0), seconds,
                             rng=np.random.default_rng([0x511, int(seed)]))
 
@@ -119,18 +110,6 @@ def _round_list(x, nd: int = 4):
     return np.round(np.asarray(x, np.float64), nd).tolist()
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _out_dirs(out_dir: str | Path) -> tuple[Path, Path, Path]:
     out = Path(out_dir)
     dirs = (out / "videos", out / "audios", out / "truth")
@@ -141,13 +120,13 @@ def _out_dirs(out_dir: str | Path) -> tuple[Path, Path, Path]:
 
 def _write_clip(out_dir: str | Path, name: str, frames: Iterator[np.ndarray],
                 audio: np.ndarray, truth: dict) -> dict:
-    from . import media
+    from .. import media
 
     videos, audios, truths = _out_dirs(out_dir)
     media.write_video(videos / f"{name}.mp4", frames, audio, fps=VIDEO_FPS,
                       sample_rate=SAMPLE_RATE_HZ)
     media.write_wav(audios / f"{name}.wav", audio, sample_rate=SAMPLE_RATE_HZ)
-    _write_json(truths / f"{name}.json", truth)
+    write_json_atomic(truths / f"{name}.json", truth)
     return truth
 
 
@@ -166,13 +145,13 @@ def clip_content(*, seconds: float = 4.0, offset_frames: int = 0, faces: int = 1
     sentence_seed = seed if sentence_seed is None else int(sentence_seed)
     if frame_size is None:
         frame_size = DEFAULT_FRAME_SIZE if faces == 1 else DEFAULT_FRAME_SIZE_2
-    fw, fh = _check_frame_size(frame_size, faces)
+    fw, fh = check_frame_size(frame_size, faces)
     num_frames = int(round(seconds * VIDEO_FPS))
 
     segs = _sentence(sentence_seed, seconds)
     speaker_voice = voice_for(sentence_seed)
     audio = _audio(segs, speaker_voice, sentence_seed, seconds, offset_frames)
-    opening, width = voice.mouth_track(segs, num_frames, fps=VIDEO_FPS)
+    opening, width = mouth_track(segs, num_frames, fps=VIDEO_FPS)
     # the truth file keeps 4 decimals: render exactly what it says
     opening, width = np.round(opening, 4), np.round(width, 4)
 
@@ -187,7 +166,7 @@ def clip_content(*, seconds: float = 4.0, offset_frames: int = 0, faces: int = 1
         speaker_face = int(rng.integers(2))
         other_index = appearance_index + 1 + int(rng.integers(0, 10_000))
         other_seed = sentence_seed + 1 + int(rng.integers(0, 1_000_000))
-        o2, w2 = voice.mouth_track(_sentence(other_seed, seconds), num_frames, fps=VIDEO_FPS)
+        o2, w2 = mouth_track(_sentence(other_seed, seconds), num_frames, fps=VIDEO_FPS)
         other = (np.round(o2, 4), np.round(w2, 4))
         half = (fw // 2) // 2 * 2
         cells = [(0, 0, half, fh), (half, 0, fw - half, fh)]
@@ -198,14 +177,14 @@ def clip_content(*, seconds: float = 4.0, offset_frames: int = 0, faces: int = 1
             indices, seeds, tracks = ([other_index, appearance_index],
                                       [other_seed, sentence_seed], [other, (opening, width)])
     apps = [appearance(i) for i in indices]
-    face_objs = [_Face(a, c, num_frames) for a, c in zip(apps, cells)]
-    background = _background(apps[0], (fw, fh))
+    face_objs = [DrawnFace(a, c, num_frames) for a, c in zip(apps, cells)]
+    background = draw_background(apps[0], (fw, fh))
     geo = [[f.geometry(k) for k in range(num_frames)] for f in face_objs]
 
-    phones = voice.clip_segments(segs, 0.0, seconds)
+    phones = clip_segments(segs, 0.0, seconds)
     truth = {
         "name": name,
-        "seconds": _r(seconds),
+        "seconds": round4(seconds),
         "fps": VIDEO_FPS,
         "sample_rate": SAMPLE_RATE_HZ,
         "num_frames": num_frames,
@@ -219,9 +198,9 @@ def clip_content(*, seconds: float = 4.0, offset_frames: int = 0, faces: int = 1
         "sentence_seed": sentence_seed,
         "sentence_seeds": seeds,
         "seed": seed,
-        "voice": {k: _r(v) for k, v in asdict(speaker_voice).items()},
+        "voice": {k: round4(v) for k, v in asdict(speaker_voice).items()},
         "appearances": [a.to_dict() for a in apps],
-        "phones": [{"symbol": p.symbol, "start_s": _r(p.start_s), "end_s": _r(p.end_s)}
+        "phones": [{"symbol": p.symbol, "start_s": round4(p.start_s), "end_s": round4(p.end_s)}
                    for p in phones],
         "mouth_phase": 0.5,
         "mouth_opening": _round_list(opening),
@@ -231,7 +210,7 @@ def clip_content(*, seconds: float = 4.0, offset_frames: int = 0, faces: int = 1
         "face_boxes": [[_round_list(g[0], 2) for g in face_geo] for face_geo in geo],
         "mouth_centres": [[_round_list(g[1], 2) for g in face_geo] for face_geo in geo],
     }
-    frames = _render_scene(face_objs, tracks, background, num_frames)
+    frames = render_scene(face_objs, tracks, background, num_frames)
     return frames, audio, truth
 
 
@@ -264,29 +243,29 @@ def silence_clip(out_dir: str | Path, name: str, *, seconds: float = 4.0,
     """A clip of a person keeping their mouth closed over near-silent audio (one face)."""
     name = _check_name(name)
     seconds = _check_seconds(seconds)
-    fw, fh = _check_frame_size(frame_size or DEFAULT_FRAME_SIZE)
+    fw, fh = check_frame_size(frame_size or DEFAULT_FRAME_SIZE)
     num_frames = int(round(seconds * VIDEO_FPS))
-    segs = [Segment(voice.PAUSE_SYMBOL, 0.0, seconds)]
-    opening, width = voice.mouth_track(segs, num_frames, fps=VIDEO_FPS)
+    segs = [Segment(PAUSE_SYMBOL, 0.0, seconds)]
+    opening, width = mouth_track(segs, num_frames, fps=VIDEO_FPS)
     audio = silent_audio(seconds, seed)
     app = appearance(appearance_index)
-    face = _Face(app, (0, 0, fw, fh), num_frames)
+    face = DrawnFace(app, (0, 0, fw, fh), num_frames)
     geo = [face.geometry(k) for k in range(num_frames)]
     truth = {
-        "name": name, "seconds": _r(seconds), "fps": VIDEO_FPS, "sample_rate": SAMPLE_RATE_HZ,
+        "name": name, "seconds": round4(seconds), "fps": VIDEO_FPS, "sample_rate": SAMPLE_RATE_HZ,
         "num_frames": num_frames, "num_samples": int(len(audio)), "frame_size": [fw, fh],
         "offset_frames": 0, "faces": 1, "speaker": 0, "appearance_index": int(appearance_index),
         "appearance_indices": [int(appearance_index)], "sentence_seed": None,
         "sentence_seeds": [None], "seed": int(seed), "voice": None,
         "appearances": [app.to_dict()],
-        "phones": [{"symbol": voice.PAUSE_SYMBOL, "start_s": 0.0, "end_s": _r(seconds)}],
+        "phones": [{"symbol": PAUSE_SYMBOL, "start_s": 0.0, "end_s": round4(seconds)}],
         "mouth_phase": 0.5,
         "mouth_opening": _round_list(opening), "mouth_width": _round_list(width),
         "mouth_openings": [_round_list(opening)], "mouth_widths": [_round_list(width)],
         "face_boxes": [[_round_list(g[0], 2) for g in geo]],
         "mouth_centres": [[_round_list(g[1], 2) for g in geo]],
     }
-    frames = _render_scene([face], [(opening, width)], _background(app, (fw, fh)), num_frames)
+    frames = render_scene([face], [(opening, width)], draw_background(app, (fw, fh)), num_frames)
     return _write_clip(out_dir, name, frames, audio, truth)
 
 

@@ -1,8 +1,7 @@
-"""A formant voice: how the phones of :mod:`synclip.phones` sound.
+"""A formant voice: how the phones of :mod:`synclip.synth.phones` sound.
 
 What is said (the phone inventory, sentences, segments) and how the mouth moves
-(:func:`mouth_track`) live in :mod:`synclip.phones`; their public names are re-exported
-here, so ``voice.PHONES``, ``voice.make_sentence``, ``voice.mouth_track`` etc. work as before.
+(:func:`~synclip.synth.phones.mouth_track`) live in :mod:`synclip.synth.phones`.
 One list of :class:`Segment` drives both the audio (:func:`synthesize`) and the mouth, so
 the audio-visual correspondence of the synthetic data is exact by construction.
 
@@ -30,15 +29,10 @@ from typing import Sequence
 import numpy as np
 from scipy import signal
 
-from .audio import SAMPLE_RATE_HZ
-# The phone inventory, sentences, segments and the mouth live in phones.py; their public
-# names are re-exported here so that voice.PHONES, voice.Segment, voice.make_sentence,
-# voice.mouth_track etc. work as before.  phones.py does not import this module (no cycle).
-from .phones import (APPROXIMANT, CLOSED_MOUTH, FRICATIVE, NASAL, PAUSE,  # noqa: F401
-                     PAUSE_SYMBOL, PHONES, PLOSIVE, VOWEL, VOWELS, Phone, Segment,
-                     clip_segments, make_sentence, mouth_track, shift_segments)
-# shared time-grid helpers and the control rate, used by the voice as well as the mouth
-from .phones import _CONTROL_HZ, _gauss, _lookup, _segment_index
+from ..audio import SAMPLE_RATE_HZ
+from ..errors import InputError
+# The control rate and time-grid helpers are shared with the mouth, so both follow one timeline.
+from .phones import CONTROL_HZ, PAUSE_SYMBOL, PHONES, PLOSIVE, Segment, gauss, lookup, segment_index
 
 _BURST_S = 0.012  # release burst length at the end of a plosive segment
 _NOISE_FLOOR_RMS = 2e-4  # -74 dBFS: about -55 dB below the vowels
@@ -102,9 +96,9 @@ def _f0_track(segments: Sequence[Segment], speaker: Speaker, tc: np.ndarray,
         decl[m] = 0.08 - 0.16 * np.clip((tc[m] - a) / max(b - a, 1e-3), 0, 1)
     # pitch accents: each vowel gets a random bump, smoothed
     accents = rng.uniform(-0.05, 0.07, len(segments))
-    acc = _lookup(segments, idx, accents, 0.0)
-    acc = _gauss(acc, 30.0)
-    jitter = _gauss(rng.standard_normal(len(tc)), 1.5) * 0.012
+    acc = lookup(segments, idx, accents, 0.0)
+    acc = gauss(acc, 30.0)
+    jitter = gauss(rng.standard_normal(len(tc)), 1.5) * 0.012
     return speaker.f0_hz * (1.0 + drift + decl + acc + jitter)
 
 
@@ -177,16 +171,16 @@ def synthesize(segments: Sequence[Segment], speaker: Speaker, seconds: float,
         segments = [Segment(PAUSE_SYMBOL, shift / sr, (shift + n_out) / sr)]
     for s in segments:
         if s.symbol not in PHONES:
-            raise ValueError(f"unknown phone symbol {s.symbol!r}; known: {sorted(PHONES)}")
+            raise InputError(f"unknown phone symbol {s.symbol!r}; known: {sorted(PHONES)}")
     lo = min(int(math.floor(segments[0].start_s * sr)), shift)
     hi = max(int(math.ceil(segments[-1].end_s * sr)), shift + n_out) + 1
     n = hi - lo
     t = (lo + np.arange(n)) / sr  # segment time of every rendered sample
 
     # control tracks at 1 kHz over the same range
-    tc = np.arange(int(math.floor(t[0] * _CONTROL_HZ)) - 1,
-                   int(math.ceil(t[-1] * _CONTROL_HZ)) + 2) / _CONTROL_HZ
-    idx = _segment_index(segments, tc)
+    tc = np.arange(int(math.floor(t[0] * CONTROL_HZ)) - 1,
+                   int(math.ceil(t[-1] * CONTROL_HZ)) + 2) / CONTROL_HZ
+    idx = segment_index(segments, tc)
     phones = [s.phone for s in segments]
     scale = speaker.tract_scale
 
@@ -195,19 +189,19 @@ def synthesize(segments: Sequence[Segment], speaker: Speaker, seconds: float,
     bws = np.empty((3, len(tc)))
     for j in range(3):
         vals = [p.formants[j] if p.formants else np.nan for p in phones]
-        f = _lookup(segments, idx, vals, np.nan)
+        f = lookup(segments, idx, vals, np.nan)
         ok = ~np.isnan(f)
         if ok.any():
             f = np.interp(tc, tc[ok], f[ok])
         else:
             f = np.full_like(tc, PHONES["@"].formants[j])
-        formants[j] = _gauss(f, 12.0) * scale
-        bws[j] = _gauss(_lookup(segments, idx, [p.bandwidths[j] for p in phones],
+        formants[j] = gauss(f, 12.0) * scale
+        bws[j] = gauss(lookup(segments, idx, [p.bandwidths[j] for p in phones],
                                 PHONES["@"].bandwidths[j]), 12.0)
 
     # voicing amplitude: smooth (about 20 ms) per-phone envelope
-    av = _lookup(segments, idx, [p.voice_amp for p in phones], 0.0)
-    av = _gauss(av, 7.0)
+    av = lookup(segments, idx, [p.voice_amp for p in phones], 0.0)
+    av = gauss(av, 7.0)
     av[av < 1e-4] = 0.0
 
     # fricative noise envelopes, one per band, and plosive release bursts
@@ -224,7 +218,7 @@ def synthesize(segments: Sequence[Segment], speaker: Speaker, seconds: float,
             tr[idx == i] += p.noise_amp
     for band, tr in noise_tracks.items():
         has_burst = any(p.kind == PLOSIVE and p.noise_band == band for p in phones)
-        noise_tracks[band] = _gauss(tr, 1.5 if has_burst else 6.0)
+        noise_tracks[band] = gauss(tr, 1.5 if has_burst else 6.0)
 
     f0c = _f0_track(segments, speaker, tc, idx, rng)
 

@@ -1,7 +1,7 @@
 """Drawing synthetic faces frame by frame: placement, head motion and the mouth.
 
-``_Face`` puts one person (the source photo of :mod:`synclip.synth_source`, recoloured
-for an :class:`~synclip.synth_look.Appearance`) into a cell of the frame, moves the head
+``DrawnFace`` puts one person (the source photo of :mod:`synclip.synth.source`, recoloured
+for an :class:`~synclip.synth.looks.Appearance`) into a cell of the frame, moves the head
 along smooth curves and draws a new mouth of the given opening and width every frame,
 dropping the jaw with it.  :func:`render_frames` and :func:`face_geometry` are the public
 entry points (re-exported by :mod:`synclip.synth`).
@@ -15,10 +15,10 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from .audio import VIDEO_FPS
-from .errors import ConfigError
-from .synth_look import Appearance, _background, _person_layer, _temperature
-from .synth_source import (CHIN, FACE_BOX, FACE_CENTRE, FACE_WIDTH, HEAD_TOP_Y, MOUTH_CENTRE,
+from ..audio import VIDEO_FPS
+from ..errors import ConfigError, InputError
+from .looks import Appearance, draw_background, person_layer, temperature_tint
+from .source import (CHIN, FACE_BOX, FACE_CENTRE, FACE_WIDTH, HEAD_TOP_Y, MOUTH_CENTRE,
                            MOUTH_WIDTH)
 
 DEFAULT_FRAME_SIZE = (320, 320)  # (width, height) of a one-face clip
@@ -48,7 +48,7 @@ def _motion_curves(app: Appearance, num_frames: int, cell_h: int,
     return out
 
 
-class _Face:
+class DrawnFace:
     """One person in a cell (a sub-rectangle of the frame) with per-frame transforms."""
 
     def __init__(self, app: Appearance, cell: tuple[int, int, int, int], num_frames: int,
@@ -70,14 +70,14 @@ class _Face:
         self.face_centre_cell = (cx, cy)
         self.motion = _motion_curves(app, num_frames, self.ch, rng)
         self.num_frames = num_frames
-        self.layer = _person_layer(app)
+        self.layer = person_layer(app)
         # colours of the mouth, lit like the skin around it
         proj_x = (MOUTH_CENTRE[0] - FACE_CENTRE[0]) / (FACE_WIDTH * 1.3)
         proj_y = (MOUTH_CENTRE[1] - FACE_CENTRE[1]) / (FACE_WIDTH * 1.3)
         a = math.radians(app.light_angle)
         light = app.brightness * (1.0 + app.light_strength * (proj_x * math.cos(a)
                                                               + proj_y * math.sin(a)))
-        tint = _temperature(app) * light
+        tint = temperature_tint(app) * light
         self.lip = _u8(np.asarray(app.lip_colour) * tint)
         self.lip_upper = _u8(np.asarray(app.lip_colour) * tint * 0.85)
         self.lip_line = _u8(np.asarray(app.lip_colour) * tint * 0.42)
@@ -231,7 +231,7 @@ def _u8(c: np.ndarray) -> tuple[int, int, int]:
     return (int(round(c[0])), int(round(c[1])), int(round(c[2])))
 
 
-def _check_frame_size(frame_size: Sequence[int], faces: int = 1) -> tuple[int, int]:
+def check_frame_size(frame_size: Sequence[int], faces: int = 1) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in frame_size)
     except (TypeError, ValueError):
@@ -251,13 +251,13 @@ def render_frames(app: Appearance, opening: Sequence[float], width: Sequence[flo
     comes from ``app.motion_seed`` unless ``rng`` is given; :func:`face_geometry` with the
     same arguments gives the face boxes and mouth centres of these frames.
     """
-    w, h = _check_frame_size(frame_size)
+    w, h = check_frame_size(frame_size)
     opening = np.asarray(opening, np.float64)
     width = np.asarray(width, np.float64)
     if opening.shape != width.shape or opening.ndim != 1:
-        raise ValueError("opening and width must be 1-D arrays of the same length")
-    face = _Face(app, (0, 0, w, h), len(opening), rng)
-    bg = _background(app, (w, h))
+        raise InputError("opening and width must be 1-D arrays of the same length")
+    face = DrawnFace(app, (0, 0, w, h), len(opening), rng)
+    bg = draw_background(app, (w, h))
     for k in range(len(opening)):
         frame = bg.copy()
         face.draw(frame, k, opening[k], width[k])
@@ -269,14 +269,14 @@ def face_geometry(app: Appearance, num_frames: int,
                   rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Face boxes ``(num_frames, 4)`` (x0, y0, x1, y1) and mouth centres ``(num_frames, 2)``
     in frame pixels, of the frames :func:`render_frames` draws with the same arguments."""
-    w, h = _check_frame_size(frame_size)
-    face = _Face(app, (0, 0, w, h), int(num_frames), rng)
+    w, h = check_frame_size(frame_size)
+    face = DrawnFace(app, (0, 0, w, h), int(num_frames), rng)
     geo = [face.geometry(k) for k in range(int(num_frames))]
     return (np.array([g[0] for g in geo], np.float64).reshape(-1, 4),
             np.array([g[1] for g in geo], np.float64).reshape(-1, 2))
 
 
-def _render_scene(faces: Sequence[_Face], tracks: Sequence[tuple[np.ndarray, np.ndarray]],
+def render_scene(faces: Sequence[DrawnFace], tracks: Sequence[tuple[np.ndarray, np.ndarray]],
                   background: np.ndarray, num_frames: int) -> Iterator[np.ndarray]:
     for k in range(num_frames):
         frame = background.copy()

@@ -2,8 +2,8 @@
 :func:`appearance`, the recoloured and lit person layer, and the backgrounds.
 
 An :class:`Appearance` recolours skin, hair and clothes of the source photo
-(:mod:`synclip.synth_source`), flips, stretches, places and lights the person, and picks a
-background; :mod:`synclip.synth_face` draws it frame by frame.
+(:mod:`synclip.synth.source`), flips, stretches, places and lights the person, and picks a
+background; :mod:`synclip.synth.render` draws it frame by frame.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .errors import ConfigError
-from .synth_source import FACE_CENTRE, FACE_WIDTH, SOURCE_SIZE, _source
+from ..errors import ConfigError
+from .source import FACE_CENTRE, FACE_WIDTH, SOURCE_SIZE, source_photo
 
 BACKGROUNDS = ("solid", "gradient", "brick", "grass", "gravel", "coffee", "noise")
 
@@ -91,24 +91,24 @@ class Appearance:
         return cls(
             skin_gain=skin,
             hair_gain=hair,
-            clothes_hue=_r(rng.uniform(-180.0, 180.0)),
-            clothes_saturation=_r(rng.uniform(0.3, 1.2)),
+            clothes_hue=round4(rng.uniform(-180.0, 180.0)),
+            clothes_saturation=round4(rng.uniform(0.3, 1.2)),
             flip=bool(rng.random() < 0.5),
-            face_aspect=_r(rng.uniform(0.87, 1.13)),
-            face_size=_r(rng.uniform(0.31, 0.42)),
-            position=(_r(rng.uniform(-0.06, 0.06)), _r(rng.uniform(-0.05, 0.05))),
+            face_aspect=round4(rng.uniform(0.87, 1.13)),
+            face_size=round4(rng.uniform(0.31, 0.42)),
+            position=(round4(rng.uniform(-0.06, 0.06)), round4(rng.uniform(-0.05, 0.05))),
             background=kind,
             background_colours=(_rgb(c0), _rgb(c1)),
-            background_angle=_r(rng.uniform(0.0, 360.0)),
+            background_angle=round4(rng.uniform(0.0, 360.0)),
             background_seed=int(rng.integers(0, 2**31)),
-            light_angle=_r(rng.uniform(0.0, 360.0)),
-            light_strength=_r(rng.uniform(0.0, 0.3)),
-            brightness=_r(rng.uniform(0.85, 1.12)),
-            temperature=_r(rng.uniform(-1.0, 1.0)),
-            motion=_r(rng.uniform(0.3, 1.0)),
+            light_angle=round4(rng.uniform(0.0, 360.0)),
+            light_strength=round4(rng.uniform(0.0, 0.3)),
+            brightness=round4(rng.uniform(0.85, 1.12)),
+            temperature=round4(rng.uniform(-1.0, 1.0)),
+            motion=round4(rng.uniform(0.3, 1.0)),
             motion_seed=int(rng.integers(0, 2**31)),
             lip_colour=_lip_colour(skin, rng),
-            mouth_size=_r(rng.uniform(0.88, 1.12)),
+            mouth_size=round4(rng.uniform(0.88, 1.12)),
         )
 
     def to_dict(self) -> dict:
@@ -116,12 +116,12 @@ class Appearance:
         return json.loads(json.dumps(asdict(self)))
 
 
-def _r(x: float) -> float:
+def round4(x: float) -> float:
     return round(float(x), 4)
 
 
 def _rgb(c: Sequence[float]) -> RGB:
-    return (_r(c[0]), _r(c[1]), _r(c[2]))
+    return (round4(c[0]), round4(c[1]), round4(c[2]))
 
 
 def _jitter(rng: np.random.Generator, c: Sequence[float], amount: float) -> RGB:
@@ -214,10 +214,10 @@ def appearance(index: int) -> Appearance:
 
 
 @functools.lru_cache(maxsize=32)
-def _person_layer(app: Appearance) -> np.ndarray:
+def person_layer(app: Appearance) -> np.ndarray:
     """The recoloured, lit person in source coordinates: (512, 512, 4) uint8,
     RGB premultiplied by alpha, alpha in channel 3."""
-    src = _source()
+    src = source_photo()
     # skin and hair masks add up to at most one: blend the gains, so the seam between
     # them gets neither a halo nor a dark line
     gain = (1.0 + src.skin[..., None] * (np.asarray(app.skin_gain, np.float32) - 1.0)
@@ -231,7 +231,7 @@ def _person_layer(app: Appearance) -> np.ndarray:
         c = src.clothes[..., None]
         rgb = rgb * (1.0 - c) + shifted * c
     rgb = rgb * _light_map(app, SOURCE_SIZE, FACE_CENTRE, FACE_WIDTH * 1.3)[..., None]
-    rgb = rgb * _temperature(app)
+    rgb = rgb * temperature_tint(app)
     rgba = np.empty((SOURCE_SIZE[1], SOURCE_SIZE[0], 4), np.float32)
     rgba[..., :3] = np.clip(rgb, 0.0, 1.0) * src.alpha[..., None]
     rgba[..., 3] = src.alpha
@@ -248,7 +248,7 @@ def _light_map(app: Appearance, size: tuple[int, int], centre: Sequence[float],
         np.float32)
 
 
-def _temperature(app: Appearance) -> np.ndarray:
+def temperature_tint(app: Appearance) -> np.ndarray:
     t = app.temperature
     return np.array([1.0 + 0.07 * t, 1.0, 1.0 - 0.09 * t], np.float32)
 
@@ -266,7 +266,7 @@ def _texture(name: str) -> np.ndarray:
     return img.astype(np.float32) / 255.0
 
 
-def _background(app: Appearance, size: tuple[int, int]) -> np.ndarray:
+def draw_background(app: Appearance, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 RGB background of ``size`` = (W, H), lit like the scene."""
     w, h = size
     rng = np.random.default_rng([0xB6, app.background_seed])
@@ -296,7 +296,7 @@ def _background(app: Appearance, size: tuple[int, int]) -> np.ndarray:
              + 0.3 * cv2.resize(fine, (w, h), interpolation=cv2.INTER_CUBIC))
         g = np.clip(g, 0.0, 1.0)[..., None]
         img = c0 * (1.0 - g) + c1 * g
-    img = img * (0.9 + 0.1 * app.brightness) * _temperature(app)
+    img = img * (0.9 + 0.1 * app.brightness) * temperature_tint(app)
     return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

@@ -3,8 +3,8 @@
 Landmarks, face box and outlines of the photo (stored here, so that nothing runs a model
 at import time), and the photo itself with its real lips painted out, plus soft skin,
 hair, clothes and person masks (computed once and cached).  Every synthetic person is
-this photo recoloured (:mod:`synclip.synth_look`) and placed, moved and given a new mouth
-in each frame (:mod:`synclip.synth_face`).
+this photo recoloured (:mod:`synclip.synth.looks`) and placed, moved and given a new mouth
+in each frame (:mod:`synclip.synth.render`).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ FACE_WIDTH = FACE_BOX[2] - FACE_BOX[0]
 
 
 @dataclass(frozen=True)
-class _Source:
+class SourcePhoto:
     rgb: np.ndarray  # (512, 512, 3) float32 in [0, 1], lips inpainted
     skin: np.ndarray  # (512, 512) float32 soft masks in [0, 1]
     hair: np.ndarray
@@ -90,7 +90,7 @@ def _poly_mask(points: Sequence[Sequence[float]], size: tuple[int, int] = SOURCE
 
 
 @functools.lru_cache(maxsize=1)
-def _source() -> _Source:
+def source_photo() -> SourcePhoto:
     from skimage import data as skdata
 
     img = skdata.astronaut()
@@ -151,4 +151,4 @@ def _source() -> _Source:
     above_jaw = np.clip((155.0 - rows) / 10.0, 0.0, 1.0)
     hair = head * alpha * (1.0 - skin) * (1.0 - eyeball_soft) * above_jaw
     clothes = np.clip(alpha - head, 0.0, 1.0) * (1.0 - skin)
-    return _Source(rgb=rgb, skin=skin, hair=hair, clothes=clothes, alpha=alpha)
+    return SourcePhoto(rgb=rgb, skin=skin, hair=hair, clothes=clothes, alpha=alpha)

@@ -1,14 +1,14 @@
 """Phonemes, random sentences and the mouth shapes that go with them: what is said and how
-the mouth moves.  How it sounds is :mod:`synclip.voice`.
+the mouth moves.  How it sounds is :mod:`synclip.synth.voice`.
 
-One list of :class:`Segment` drives both the audio (:func:`synclip.voice.synthesize`) and
+One list of :class:`Segment` drives both the audio (:func:`synclip.synth.voice.synthesize`) and
 the mouth (:func:`mouth_track`), so the audio-visual correspondence of the synthetic data is
 exact by construction: whatever phone sounds at segment time ``t`` is also what the mouth
 shows at segment time ``t``.
 
-This module does not import :mod:`synclip.voice`; the voice imports the inventory, the
-segments and the shared time-grid helpers (:func:`_segment_index`, :func:`_lookup`,
-:func:`_gauss`, ``_CONTROL_HZ``) from here.
+This module does not import :mod:`synclip.synth.voice`; the voice imports the inventory, the
+segments and the shared time-grid helpers (:func:`segment_index`, :func:`lookup`,
+:func:`gauss`, ``CONTROL_HZ``) from here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from .audio import VIDEO_FPS
+from ..audio import VIDEO_FPS
+from ..errors import InputError
 
 VOWEL, NASAL, PLOSIVE, FRICATIVE, APPROXIMANT, PAUSE = (
     "vowel", "nasal", "plosive", "fricative", "approximant", "pause")
@@ -103,7 +104,7 @@ _ONSET_WEIGHTS = (10, 9, 10, 8, 6, 6, 4, 7, 5, 3, 7, 3, 4, 6, 4)
 _CODAS = ("m", "n", "p", "t", "k", "s", "l")
 _CODA_WEIGHTS = (10, 8, 6, 7, 5, 7, 5)
 _VOWEL_WEIGHTS = {"a": 9, "e": 6, "i": 6, "o": 6, "u": 5}
-_CONTROL_HZ = 1000  # rate (Hz) of the control-track grid, for the voice as for the mouth
+CONTROL_HZ = 1000  # rate (Hz) of the control-track grid, for the voice as for the mouth
 
 
 @dataclass
@@ -170,7 +171,7 @@ def make_sentence(rng: np.random.Generator, seconds: float, pause_prob: float = 
     """
     seconds = float(seconds)
     if seconds <= 0:
-        raise ValueError(f"seconds must be > 0, got {seconds}")
+        raise InputError(f"seconds must be > 0, got {seconds}")
     rate = float(rng.uniform(0.9, 1.12))  # speaking-rate factor of this sentence
     lead = float(rng.uniform(0.15, 0.5))
     tail_min = 0.15
@@ -219,10 +220,10 @@ def clip_segments(segments: Sequence[Segment], start_s: float, end_s: float) -> 
 
 
 # ---------------------------------------------------------------------------------------------
-# segment lookups on a time grid (shared by the mouth here and the voice in synclip.voice)
+# segment lookups on a time grid (shared by the mouth here and the voice in synclip.synth.voice)
 
 
-def _segment_index(segments: Sequence[Segment], t: np.ndarray) -> np.ndarray:
+def segment_index(segments: Sequence[Segment], t: np.ndarray) -> np.ndarray:
     """Index of the segment containing each time, -1 outside every segment."""
     starts = np.array([s.start_s for s in segments])
     ends = np.array([s.end_s for s in segments])
@@ -231,13 +232,13 @@ def _segment_index(segments: Sequence[Segment], t: np.ndarray) -> np.ndarray:
     return np.where(ok, idx, -1)
 
 
-def _lookup(segments: Sequence[Segment], idx: np.ndarray, values: Sequence[float],
+def lookup(segments: Sequence[Segment], idx: np.ndarray, values: Sequence[float],
             outside: float) -> np.ndarray:
     table = np.append(np.asarray(values, np.float64), outside)
     return table[np.where(idx >= 0, idx, len(values))]
 
 
-def _gauss(x: np.ndarray, sigma: float) -> np.ndarray:
+def gauss(x: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return x
     return ndimage.gaussian_filter1d(x, sigma, mode="nearest", truncate=3.0)
@@ -277,23 +278,23 @@ def mouth_track(segments: Sequence[Segment], num_frames: int, fps: float = VIDEO
                                                          np.float32)
     t_lo = min(tf[0], segments[0].start_s) - 0.3
     t_hi = max(tf[-1], segments[-1].end_s) + 0.3
-    dt = 1.0 / _CONTROL_HZ
+    dt = 1.0 / CONTROL_HZ
     tg = np.arange(int(math.floor(t_lo / dt)), int(math.ceil(t_hi / dt)) + 1) * dt
-    idx = _segment_index(segments, tg)
+    idx = segment_index(segments, tg)
     phones = [s.phone for s in segments]
     pause = PHONES[PAUSE_SYMBOL]
-    opening = _lookup(segments, idx, [p.opening for p in phones], pause.opening)
-    width = _lookup(segments, idx, [p.width for p in phones], pause.width)
+    opening = lookup(segments, idx, [p.opening for p in phones], pause.opening)
+    width = lookup(segments, idx, [p.width for p in phones], pause.width)
     sigma = 0.025 / dt
-    opening = _gauss(opening, sigma)
-    width = _gauss(width, sigma)
-    closed = _lookup(segments, idx, [1.0 if p.opening == 0.0 else 0.0 for p in phones], 1.0) > 0
+    opening = gauss(opening, sigma)
+    width = gauss(width, sigma)
+    closed = lookup(segments, idx, [1.0 if p.opening == 0.0 else 0.0 for p in phones], 1.0) > 0
     if closed.any():
         dist = ndimage.distance_transform_edt(~closed) * dt
         opening = opening * _smoothstep(dist / 0.035)
     o = np.clip(np.interp(tf, tg, opening), 0.0, 1.0)
     # exact at the frame times themselves (the 1 ms grid may straddle a boundary)
-    idx_f = _segment_index(segments, tf)
-    o[_lookup(segments, idx_f, [p.opening for p in phones], pause.opening) == 0.0] = 0.0
+    idx_f = segment_index(segments, tf)
+    o[lookup(segments, idx_f, [p.opening for p in phones], pause.opening) == 0.0] = 0.0
     w = np.clip(np.interp(tf, tg, width), 0.0, 1.0)
     return o.astype(np.float32), w.astype(np.float32)
