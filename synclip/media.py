@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .audio import SAMPLE_RATE_HZ, VIDEO_FPS
-from .errors import MediaError, NoAudioError
+from .errors import InputError, MediaError, NoAudioError
 # Re-exported: callers write media.VideoWriter, media.write_video and media.write_wav.
 # writer.py does not import this module, so there is no cycle.
 from .writer import AAC_BITRATE_BPS, AUDIO_LEAD_S, VideoWriter, write_video, write_wav  # noqa: F401
@@ -221,9 +221,9 @@ def iter_frames(path: str | Path, fps: float = float(VIDEO_FPS), size: tuple[int
         MediaError: missing, empty or unreadable file, or no video stream.
     """
     if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+        raise InputError(f"fps must be positive, got {fps}")
     if size is not None and (len(size) != 2 or min(size) <= 0):
-        raise ValueError(f"size must be (width, height) with positive values, got {size}")
+        raise InputError(f"size must be (width, height) with positive values, got {size}")
     path = Path(path)
     container = _open_input(path)
     try:

@@ -21,7 +21,7 @@ import av
 import numpy as np
 
 from .audio import SAMPLE_RATE_HZ, VIDEO_FPS
-from .errors import MediaError
+from .errors import InputError, MediaError
 
 AAC_BITRATE_BPS = 128_000
 AUDIO_LEAD_S = 0.5  # how far audio is encoded ahead of video while muxing (keeps interleaving tight)
@@ -43,7 +43,7 @@ def _tmp_path(path: Path, suffix: str) -> Path:
 def _mono(audio: np.ndarray) -> np.ndarray:
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim != 1:
-        raise ValueError(f"audio must be mono, 1-D (samples,), got shape {x.shape}")
+        raise InputError(f"audio must be mono, 1-D (samples,), got shape {x.shape}")
     return np.clip(x, -1.0, 1.0)
 
 
@@ -80,7 +80,7 @@ class VideoWriter:
                  preset: str = "veryfast"):
         self.path = _output(path)
         if width <= 0 or height <= 0:
-            raise ValueError(f"width and height must be positive, got {width}x{height}")
+            raise InputError(f"width and height must be positive, got {width}x{height}")
         self.width, self.height = int(width), int(height)
         self.encoded_size = (self.width + self.width % 2, self.height + self.height % 2)
         self.fps = Fraction(fps).limit_denominator(100_000)
@@ -110,10 +110,10 @@ class VideoWriter:
     def write(self, frame: np.ndarray) -> None:
         """Encode one (height, width, 3) uint8 RGB frame."""
         if self._closed:
-            raise ValueError("write() after close()")
+            raise InputError("write() after close()")
         frame = np.asarray(frame)
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
-            raise ValueError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {frame.shape} {frame.dtype}")
+            raise InputError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {frame.shape} {frame.dtype}")
         pad_w, pad_h = self.encoded_size[0] - self.width, self.encoded_size[1] - self.height
         if pad_w or pad_h:
             frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
@@ -130,7 +130,7 @@ class VideoWriter:
         """Finish the file; mux ``audio`` ((samples,) float in [-1, 1], mono) as AAC if given.
 
         Raises:
-            ValueError: no frame was written (the temp files are removed).
+            InputError (a ValueError): no frame was written (the temp files are removed).
             MediaError: encoding or writing failed (the temp files are removed).
         """
         if self._closed:
@@ -138,7 +138,7 @@ class VideoWriter:
         try:
             audio = None if audio is None else _mono(audio)
             if self.frames_written == 0:
-                raise ValueError("no frames were written")
+                raise InputError("no frames were written")
             for packet in self._stream.encode(None):  # drain the encoder's lookahead
                 self._container.mux(packet)
             self._container.close()
@@ -207,7 +207,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], audio: np.ndarra
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
-        raise ValueError("no frames to write")
+        raise InputError("no frames to write")
     height, width = np.asarray(first).shape[:2]
     with VideoWriter(path, width, height, fps=fps, crf=crf) as writer:
         writer.write(first)

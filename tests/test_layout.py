@@ -89,3 +89,10 @@ def test_config_yaml_is_what_config_show_prints(tmp_path, monkeypatch, capsys):
     committed = (ROOT / "config.yaml").read_text(encoding="utf-8")
     assert yaml.safe_load(shown) == yaml.safe_load(committed)
     assert shown == committed
+
+
+def test_seed_model_module_exports_what_its_docstring_promises():
+    code = ("from src.model import SyncNet, Generator, __all__; import src.model as m; "
+            "print(all(hasattr(m, n) for n in __all__))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0 and res.stdout.strip() == "True", res.stderr
