@@ -3,16 +3,21 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# bash with pipefail: a recipe line `pip ... | sed ...` fails when pip fails, not only when sed does.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
 .PHONY: install demo test test-slow bench clean
 
 install: $(VENV)/.installed
 
+# This machine's pip index warns about a missing mirror on every run; that line is dropped, the rest kept
+# (sed, unlike grep -v, succeeds when it prints nothing, so only pip's own status decides).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -m pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import synclip, torch, av, mediapipe, cv2" 
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | sed '/^WARNING: Location/d'
+	$(BIN)/python -m pip install -q -e '.[test]' 2>&1 | sed '/^WARNING: Location/d'
+	$(BIN)/python -c "import synclip, torch, av, mediapipe, cv2"
 	touch $@
 
 demo: install
