@@ -1,0 +1,176 @@
+"""Train the real-footage sync expert from the corpus cache, and measure it on footage it never saw.
+
+    python benchmarks/corpus_extract.py                       # once: the cache (~25 min on 2 cores)
+    python benchmarks/real_expert.py --face-input landmarks   # train + measure; landmarks, pixels or both
+
+Splits (fixed, by name): grid_s1 by sentence (60% train, 20% val, 20% test); lrc_ar in 20 blocks of
+consecutive clip numbers (clips cut from one broadcast sit together, so a block holds other presenters than
+the rest as far as the names allow): blocks 3 and 13 test, 8 and 18 val, the rest train. The 8 shared real
+clips (other people, cameras and sources) are test only. Each test clip is scored in sync and with its audio
+shifted (grid and real: 0, +-5, +-10 frames, search +-15; lrc: 0, +-5, search +-7), by the trained expert and
+by the model-free reference; and each face against another clip's speech. Writes the checkpoint and
+benchmarks/results/real_expert_<face-input>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import RESULTS, save_result
+
+from synclip.checkpoint import save_checkpoint  # noqa: E402
+from synclip.corpus import load_cache  # noqa: E402
+from synclip.lips_eval import expert_cases, reference_cases, summarise  # noqa: E402
+from synclip.lips_train import FitSettings, add_audio_variants, fit, lip_scale, to_train_clip  # noqa: E402
+from synclip.mesh import make_template, mouth_opening  # noqa: E402
+from synclip.models.lipsync import LipSyncDims, LipSyncExpert  # noqa: E402
+
+CACHE = Path.home() / ".cache" / "synclip" / "corpus"
+PLAN = {"grid_s1": ((0, 5, -5, 10, -10), 15), "lrc_ar": ((0, 5, -5), 7), "video": ((0, 5, -5, 10, -10), 15)}
+
+
+def split_names(source: str, names: list[str]) -> dict[str, list[str]]:
+    names = sorted(names)
+    if source == "grid_s1":
+        shuffled = names[:]
+        random.Random(0).shuffle(shuffled)
+        a, b = int(0.6 * len(names)), int(0.8 * len(names))
+        return {"train": shuffled[:a], "val": shuffled[a:b], "test": shuffled[b:]}
+    if source == "lrc_ar":
+        blocks = np.array_split(np.array(names), 20)
+        part = {3: "test", 13: "test", 8: "val", 18: "val"}
+        out = {"train": [], "val": [], "test": []}
+        for k, blk in enumerate(blocks):
+            out[part.get(k, "train")] += blk.tolist()
+        return out
+    return {"train": [], "val": [], "test": names}
+
+
+def load_sources(cache: Path, sources: list[str]) -> dict[str, dict[str, list]]:
+    """{source: {part: [CorpusClip]}}"""
+    out = {}
+    for s in sources:
+        clips = {c.name: c for c in load_cache(cache / f"{s}.npz")}
+        parts = split_names(s, list(clips))
+        out[s] = {p: [clips[n] for n in names] for p, names in parts.items()}
+    return out
+
+
+def evaluate_parts(model, parts: dict, device, max_clips: int | None = None) -> dict:
+    out = {}
+    for source, clips in parts.items():
+        shifts, max_off = PLAN[source]
+        cases = []
+        for c in clips[:max_clips]:
+            cases += expert_cases(model, c, shifts, max_off, device)
+        out[source] = summarise(cases)
+    return out
+
+
+def other_speech(model, clips: list, device, max_offset: int) -> float:
+    """Mean score of each face against the next clip's speech (another sentence or person)."""
+    scores = []
+    for a, b in zip(clips, clips[1:] + clips[:1]):
+        n = min(a.num_frames, b.num_frames)
+        cases = expert_cases(model, _cut(a, n), (0,), max_offset, device, audio_feats=b.feats[:round(n * 3.2) + 1])
+        scores += [c.score for c in cases]
+    return round(float(np.mean(scores)), 4) if scores else float("nan")
+
+
+def _cut(clip, n: int):
+    from dataclasses import replace
+
+    return replace(clip, lips=clip.lips[:n], present=clip.present[:n],
+                   crops=None if clip.crops is None else clip.crops[:n], feats=clip.feats[:round(n * 3.2) + 1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cache", default=str(CACHE))
+    p.add_argument("--face-input", default="landmarks", choices=["landmarks", "pixels", "both"])
+    p.add_argument("--sources", nargs="+", default=["grid_s1", "lrc_ar"])
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--context", type=int, default=0, help="frames of context each side sees (odd; 0 = none)")
+    p.add_argument("--audio-variants", type=int, default=3, help="augmented copies of each clip's audio")
+    p.add_argument("--train-fraction", type=float, default=1.0, help="use this share of the training clips")
+    p.add_argument("--checkpoint", default="", help="where to write the expert (default: beside the results)")
+    p.add_argument("--out", default="")
+    args = p.parse_args()
+    cache = Path(args.cache)
+    if not (cache / "grid_s1.npz").is_file():
+        print(f"skipped: no corpus cache at {cache} (run benchmarks/corpus_extract.py first)")
+        return 0
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    data = load_sources(cache, args.sources + (["video"] if (cache / "video.npz").is_file() else []))
+    train_raw = [c for s in args.sources for c in data[s]["train"]]
+    if args.train_fraction < 1:  # a random share of the training clips: the data curve
+        random.Random(1).shuffle(train_raw)
+        train_raw = train_raw[: max(1, round(len(train_raw) * args.train_fraction))]
+    template = make_template(np.concatenate([c.landmarks[::10] for c in train_raw])[:4000])
+    pixels = args.face_input != "landmarks"
+    conv = {s: {part: [to_train_clip(c, s, template, pixels) for c in clips] for part, clips in parts.items()
+                if part != "train"} for s, parts in data.items()}
+    source_of = {id(c): s for s in args.sources for c in data[s]["train"]}
+    train = [to_train_clip(c, source_of[id(c)], template, pixels) for c in train_raw]
+    add_audio_variants(train, [c.wav for c in train_raw], args.audio_variants)
+    dims = LipSyncDims(face_input=args.face_input, hidden_dim=args.hidden, context_frames=args.context)
+    model = LipSyncExpert(dims)
+    model.template.copy_(torch.from_numpy(template))
+    model.lip_scale.copy_(lip_scale(train))
+    device = torch.device("cpu")
+    minutes = sum(c.num_frames for c in train) / 25 / 60
+    print(f"{len(train)} training clips ({minutes:.1f} min), loaded in {time.perf_counter() - t0:.0f} s")
+    val = {s: conv[s]["val"] for s in args.sources if conv[s].get("val")}
+    ck_path = Path(args.checkpoint or RESULTS / f"real_expert_{args.face_input}.pth")
+    best = {"acc": -1.0}
+
+    def on_eval(step: int, row: dict) -> None:
+        acc = float(np.mean([row[s]["offset_acc_pm1"] for s in val]))
+        if acc > best["acc"]:
+            best.update(acc=acc, step=step)
+            save_checkpoint(ck_path, kind="sync", config={}, dims=dims.to_dict(), state_dict=model.state_dict(),
+                            step=step, metrics={"val_offset_acc_pm1": acc})
+
+    settings = FitSettings(steps=args.steps, batch=args.batch, learning_rate=args.lr,
+                           eval_every=max(1, args.steps // 8))
+    t1 = time.perf_counter()
+    history = fit(model, train, settings, device, evaluate=lambda m: evaluate_parts(m, val, device, 150),
+                  on_eval=on_eval)
+    train_s = time.perf_counter() - t1
+    from synclip.checkpoint import load_checkpoint
+
+    model.load_state_dict(load_checkpoint(ck_path)["state_dict"])
+    model.eval()
+    test = {s: conv[s]["test"] for s in conv if conv[s].get("test")}
+    result = {"face_input": args.face_input, "train_clips": len(train), "train_minutes": round(minutes, 1),
+              "steps": args.steps, "best_step": best.get("step"), "train_seconds": round(train_s),
+              "test": evaluate_parts(model, test, device), "reference": {}, "other_speech_score": {},
+              "history": history}
+    for s, clips in test.items():
+        ref = []
+        for raw, c in zip(data[s]["test"], clips):
+            ref += reference_cases(mouth_opening(raw.landmarks), c, *PLAN[s])
+        result["reference"][s] = summarise(ref)
+        result["other_speech_score"][s] = other_speech(model, clips, device, PLAN[s][1])
+    print(f"{'test set':10s} {'cases':>6s} {'expert +-1':>10s} {'reference':>9s} {'score sync':>10s} "
+          f"{'shifted>=5':>10s} {'other voice':>11s}")
+    for s in test:
+        e, r = result["test"][s], result["reference"][s]
+        print(f"{s:10s} {e['cases']:6d} {e['offset_acc_pm1']:10.3f} {r['offset_acc_pm1']:9.3f} "
+              f"{e['score_insync']:10.3f} {e['score_shifted_5plus']:10.3f} {result['other_speech_score'][s]:11.3f}")
+    save_result(args.out or RESULTS / f"real_expert_{args.face_input}.json", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""How well an expert (or the model-free reference) finds offsets on real clips with known shifts.
+
+Each clip is scored in sync and with its audio moved by ``shifts`` frames (+k: the audio leads by k). The
+found offset must come back to k; the sync score (the in-sync probability as the shifted clip plays) should
+be high at k = 0 and low otherwise. Only windows whose audio is real for every searched offset count, so
+a shift never scores against padding.
+
+The model-free reference: the face mesh's mouth opening against the speech envelope (the mean normalised
+log-mel of each 40 ms frame), correlated over the same offsets; it needs no training and no data, and it is
+what a trained expert must beat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import audio as A
+from .sync import audio_embeddings
+
+
+@dataclass
+class Case:
+    clip: str
+    source: str
+    shift: int
+    found: int
+    confidence: float
+    score: float  # mean in-sync probability at offset 0 of the shifted audio (nan for the reference)
+
+    @property
+    def hit(self) -> bool:
+        return abs(self.found - self.shift) <= 1
+
+
+def windows_for(num_windows: int, shift: int, max_offset: int) -> np.ndarray:
+    """Windows v whose audio v - o + shift is inside the clip for every o in -max..+max."""
+    lo, hi = max_offset - shift, num_windows - 1 - max_offset - shift
+    return np.arange(max(lo, 0), min(hi, num_windows - 1) + 1)
+
+
+@torch.no_grad()
+def face_windows(model, clip, device: torch.device) -> torch.Tensor:
+    """(T-4, D) window embeddings of a TrainClip (lip features and, when the model uses them, crops)."""
+    face = {"lips": clip.lips[None].to(device)}
+    if model.uses_pixels:
+        face["pixels"] = clip.crops[None].permute(0, 1, 4, 2, 3).float().div(255.0).to(device)
+    return model.face_embed(face)[0]
+
+
+@torch.no_grad()
+def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, audio_feats: torch.Tensor | None = None
+                 ) -> list[Case]:
+    """The clip's face against its own audio (or ``audio_feats`` of another clip) moved by each shift."""
+    face = face_windows(model, clip, device).cpu()
+    feats = clip.feats if audio_feats is None else audio_feats
+    n_win = min(len(face), A.num_windows(clip.num_frames, len(feats)))
+    window_ok = (torch.nn.functional.conv1d(clip.present.float()[None, None], torch.ones(1, 1, A.SYNC_FRAMES))
+                 [0, 0] > A.SYNC_FRAMES - 0.5).numpy()
+    aud = audio_embeddings(model, feats, 0, n_win, device).cpu()  # audio window u at row u
+    out = []
+    for k in shifts:
+        v = windows_for(n_win, k, max_offset)
+        v = v[window_ok[v]]
+        if len(v) < 3:
+            continue
+        offsets = np.arange(-max_offset, max_offset + 1)
+        dist = np.array([float((face[v] - aud[v - o + k]).norm(dim=-1).mean()) for o in offsets])
+        best = int(np.argmin(dist))
+        probs = torch.sigmoid(model.logits(face[v].to(device), aud[v + k].to(device))).cpu()
+        out.append(Case(clip.name, clip.source, k, int(offsets[best]), float(np.median(dist) - dist[best]),
+                        float(probs.mean())))
+    return out
+
+
+def speech_envelope(feats: torch.Tensor, num_frames: int) -> np.ndarray:
+    """(M, F) normalised log-mel -> (T,) mean level of each video frame's mel rows."""
+    level = feats.mean(1).numpy()
+    rows = np.round(np.arange(num_frames + 1) * A.MEL_PER_FRAME).astype(int).clip(0, len(level))
+    return np.array([level[a:max(b, a + 1)].mean() for a, b in zip(rows[:-1], rows[1:])])
+
+
+def reference_cases(opening: np.ndarray, clip, shifts, max_offset: int) -> list[Case]:
+    """The model-free reference on the same cases: mouth opening (T,) vs speech envelope, Pearson over lags."""
+    env = speech_envelope(clip.feats, clip.num_frames)
+    t = min(len(env), len(opening))
+    present = ~np.isnan(opening[:t])
+    out = []
+    for k in shifts:
+        v = windows_for(t, k, max_offset)
+        v = v[present[v]]
+        if len(v) < 3:
+            continue
+        offsets = np.arange(-max_offset, max_offset + 1)
+        corr = []
+        for o in offsets:
+            a, b = opening[v], env[v - o + k]
+            a, b = a - a.mean(), b - b.mean()
+            corr.append(float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-12)))
+        corr = np.array(corr)
+        best = int(np.argmax(corr))
+        out.append(Case(clip.name, clip.source, k, int(offsets[best]), float(corr[best] - np.median(corr)),
+                        float("nan")))
+    return out
+
+
+def summarise(cases: list[Case]) -> dict:
+    """Offset accuracy (+-1) over all cases, and mean scores in sync / shifted by 5 or more."""
+    if not cases:
+        return {"cases": 0}
+    hits = np.array([c.hit for c in cases])
+    insync = [c.score for c in cases if c.shift == 0 and not np.isnan(c.score)]
+    shifted = [c.score for c in cases if abs(c.shift) >= 5 and not np.isnan(c.score)]
+    return {"cases": len(cases), "offset_acc_pm1": round(float(hits.mean()), 4),
+            "insync_acc_pm1": round(float(np.mean([c.hit for c in cases if c.shift == 0])), 4),
+            "score_insync": round(float(np.mean(insync)), 4) if insync else None,
+            "score_shifted_5plus": round(float(np.mean(shifted)), 4) if shifted else None,
+            "mean_abs_error": round(float(np.mean([abs(c.found - c.shift) for c in cases])), 3)}

@@ -1,0 +1,166 @@
+"""Lip geometry (face mesh), its training data and the offset measures of the real-footage expert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synclip import audio as A
+from synclip.lips_eval import Case, reference_cases, summarise, windows_for
+from synclip.lips_train import (CHUNK_FRAMES, ChunkSampler, TrainClip, add_at_snr, coloured_noise, reverberate,
+                                valid_starts)
+from synclip.mesh import (LIP_FEATURES, STABLE, frontalise, lip_features, make_template, mouth_opening,
+                          similarity_fit)
+from synclip.models.lipsync import LipSyncDims, LipSyncExpert
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+def rotation(yaw: float, roll: float) -> np.ndarray:
+    cy, sy, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(roll), np.sin(roll)
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return rz @ ry
+
+
+def fake_mesh(frames: int, seed: int = 0) -> np.ndarray:
+    """(T, 468, 3) random head whose lower lip (and jaw) drop by a known amount each frame."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(468, 3)).astype(np.float32)
+    out = np.repeat(base[None], frames, 0)
+    drop = np.sin(np.arange(frames) / 3.0) * 0.3
+    for p in (14, 17, 152, 87, 317):
+        out[:, p, 1] += drop
+    return out
+
+
+def test_similarity_fit_recovers_a_known_pose():
+    rng = np.random.default_rng(1)
+    src = rng.normal(size=(30, 3))
+    rot = rotation(0.4, -0.2)
+    dst = 1.7 * src @ rot.T + np.array([3.0, -1.0, 0.5])
+    s, r, t = similarity_fit(src, dst)
+    assert s == pytest.approx(1.7, rel=1e-6)
+    np.testing.assert_allclose(r, rot, atol=1e-6)
+    np.testing.assert_allclose(t, [3.0, -1.0, 0.5], atol=1e-6)
+
+
+def test_lip_features_ignore_head_pose_and_size():
+    lms = fake_mesh(20)
+    template = make_template(lms)
+    moved = np.stack([2.5 * f @ rotation(0.3 * np.sin(i), 0.2).T + 4.0 for i, f in enumerate(lms)]).astype(np.float32)
+    a, b = lip_features(lms, template), lip_features(moved, template)
+    assert a.shape == (20, LIP_FEATURES)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    assert np.abs(np.median(a, axis=0)).max() < 1e-5  # the clip's rest shape is removed
+    assert a.std() > 0.01  # ... and the motion is kept
+
+
+def test_frontalise_keeps_missing_frames_missing():
+    lms = fake_mesh(5)
+    lms[2] = np.nan
+    out = frontalise(lms, make_template(lms))
+    assert np.isnan(out[2]).all() and not np.isnan(out[[0, 1, 3, 4]]).any()
+
+
+def test_mouth_opening_follows_the_lip_gap():
+    lms = fake_mesh(30)
+    op = mouth_opening(lms)
+    gap = np.linalg.norm(lms[:, 13, :2] - lms[:, 14, :2], axis=1)
+    assert np.corrcoef(op, gap)[0, 1] > 0.99
+
+
+def test_noise_is_added_at_the_asked_snr():
+    rng = np.random.default_rng(0)
+    speech = torch.from_numpy(rng.normal(size=16000).astype(np.float32))
+    for slope in (0.0, 1.0):
+        noise = coloured_noise(16000, slope, rng)
+        mixed = add_at_snr(speech, noise, 10.0)
+        snr = 10 * np.log10(float(speech.square().mean() / (mixed - speech).square().mean()))
+        assert snr == pytest.approx(10.0, abs=0.01)
+
+
+def test_reverberation_keeps_length_and_peak_and_smears_a_click():
+    x = torch.zeros(16000)
+    x[1000] = 1.0
+    y = reverberate(x, 0.4, np.random.default_rng(0))
+    assert len(y) == len(x) and float(y.abs().max()) == pytest.approx(1.0, abs=1e-5)
+    assert float(y[1000 + 1600:].abs().max()) > 1e-3  # energy 100 ms later: a room
+    assert float(y[:1000].abs().max()) < 1e-4  # nothing before the sound (causal)
+
+
+def train_clip(frames: int, present: np.ndarray | None = None) -> TrainClip:
+    feats = torch.rand(A.num_mel_frames(A.frames_to_samples(frames)), A.N_MELS)
+    pres = torch.ones(frames, dtype=torch.bool) if present is None else torch.from_numpy(present)
+    return TrainClip("c", "s", torch.randn(frames, LIP_FEATURES), pres, None, feats, [feats])
+
+
+def test_sampler_chunks_only_where_the_mesh_was_found():
+    present = np.ones(60, bool)
+    present[20:30] = False
+    clip = train_clip(60, present)
+    starts = valid_starts(clip, CHUNK_FRAMES)
+    assert set(starts.tolist()) == set(range(30, 36))  # only frames 30..59 hold 25 frames in a row
+    face, aud, ids, st = ChunkSampler([clip], seed=0).sample(4, pixels=False)
+    assert face["lips"].shape == (4, CHUNK_FRAMES, LIP_FEATURES)
+    assert aud.shape == (4, CHUNK_FRAMES - 4, A.MEL_WINDOW, A.N_MELS)
+    assert set(st.tolist()) <= set(starts.tolist())
+
+
+@pytest.mark.parametrize("face_input", ["landmarks", "pixels", "both"])
+def test_expert_shapes(face_input):
+    model = LipSyncExpert(LipSyncDims(face_input=face_input, hidden_dim=32, base_channels=8))
+    face = {"lips": torch.randn(2, 9, LIP_FEATURES), "pixels": torch.rand(2, 9, 3, 48, 96)}
+    emb = model.face_embed(face)
+    assert emb.shape == (2, 5, 32)
+    assert torch.allclose(emb.norm(dim=-1), torch.ones(2, 5), atol=1e-5)
+    aud = model.audio_embed(torch.rand(2, 5, A.MEL_WINDOW, A.N_MELS))
+    assert aud.shape == (2, 5, 32)
+
+
+def test_windows_for_keeps_every_searched_offset_inside_the_clip():
+    v = windows_for(27, 5, 7)
+    assert v.tolist() == list(range(2, 15))
+    for o in range(-7, 8):
+        assert (v - o + 5).min() >= 0 and (v - o + 5).max() <= 26
+
+
+def test_reference_finds_a_shift_of_the_mouth_against_the_envelope():
+    rng = np.random.default_rng(3)
+    frames = 150
+    clip = train_clip(frames)
+    level = np.convolve(rng.random(frames + 40), np.ones(3) / 3, "same")[20:20 + frames]
+    rows = np.minimum((np.arange(len(clip.feats)) / A.MEL_PER_FRAME).astype(int), frames - 1)
+    clip.feats = torch.from_numpy(np.repeat(level[rows, None], A.N_MELS, 1).astype(np.float32))
+    cases = reference_cases(level.copy(), clip, (0, 5, -5, 10, -10), 15)  # the mouth opens with the sound
+    assert [c.found for c in cases] == [0, 5, -5, 10, -10]
+    assert summarise(cases)["offset_acc_pm1"] == 1.0
+
+
+def test_summary_counts_hits_within_one_frame():
+    cases = [Case("a", "s", 0, 1, 1.0, 0.9), Case("a", "s", 5, 3, 1.0, 0.1), Case("a", "s", -5, -5, 1.0, 0.2)]
+    s = summarise(cases)
+    assert s["offset_acc_pm1"] == pytest.approx(2 / 3, abs=1e-4) and s["score_insync"] == 0.9
+    assert s["score_shifted_5plus"] == pytest.approx(0.15)
+
+
+@pytest.mark.skipif(not (REAL / "video").is_dir(), reason="real test media not found at ../shared/data/real")
+def test_mesh_mouth_opens_with_speech_on_a_real_clip():
+    from synclip import media
+    from synclip.face import FaceDetector
+    from synclip.lips import lip_track
+    from synclip.lips_eval import speech_envelope
+    from synclip.mesh import FaceMesh
+
+    video = REAL / "video" / "retalking_face2.mp4"
+    with FaceDetector() as det:
+        track = lip_track(video, media.probe_video(video), det, FaceMesh)
+    assert track.present.mean() > 0.95
+    opening = mouth_opening(track.landmarks)
+    wav = A.fit_to_frames(media.read_audio(video), len(opening))
+    env = speech_envelope(A.normalize_mel(A.log_mel(wav)), len(opening))
+    ok = ~np.isnan(opening)
+    assert np.corrcoef(opening[ok], env[ok])[0, 1] > 0.2  # mouth open while sound is loud
