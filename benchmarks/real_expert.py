@@ -15,6 +15,7 @@ benchmarks/results/real_expert_<face-input>.json.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -104,6 +105,7 @@ def main() -> int:
     p.add_argument("--train-fraction", type=float, default=1.0, help="use this share of the training clips")
     p.add_argument("--checkpoint", default="", help="where to write the expert (default: beside the results)")
     p.add_argument("--out", default="")
+    p.add_argument("--ship", action="store_true", help="copy the result into synclip/pretrained with a model card")
     args = p.parse_args()
     cache = Path(args.cache)
     if not (cache / "grid_s1.npz").is_file():
@@ -169,7 +171,78 @@ def main() -> int:
         print(f"{s:10s} {e['cases']:6d} {e['offset_acc_pm1']:10.3f} {r['offset_acc_pm1']:9.3f} "
               f"{e['score_insync']:10.3f} {e['score_shifted_5plus']:10.3f} {result['other_speech_score'][s]:11.3f}")
     save_result(args.out or RESULTS / f"real_expert_{args.face_input}.json", result)
+    if args.ship:
+        ship(ck_path, result, " ".join(sys.argv[1:]))
     return 0
+
+
+def ship(checkpoint: Path, result: dict, argv: str) -> None:
+    """Copy the best checkpoint into the package (weights only) and write its model card beside it."""
+    import subprocess
+
+    from synclip.checkpoint import PRETRAINED_EXPERT, load_checkpoint
+
+    ck = load_checkpoint(checkpoint, kind="sync")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    figures = {s: {"expert": result["test"][s], "reference": result["reference"][s],
+                   "other_speech_score": result["other_speech_score"][s]} for s in result["test"]}
+    PRETRAINED_EXPERT.parent.mkdir(exist_ok=True)
+    save_checkpoint(PRETRAINED_EXPERT, kind="sync", config={}, dims=ck["dims"], state_dict=ck["state_dict"],
+                    step=ck["step"], metrics={"val_offset_acc_pm1": ck["metrics"]["val_offset_acc_pm1"]},
+                    extra={"trained_at_commit": commit, "figures": json.dumps(figures)})
+    rows = "\n".join(f"| {s} | {f['expert']['cases']} | {f['expert']['offset_acc_pm1']:.3f} | "
+                     f"{f['reference']['offset_acc_pm1']:.3f} | {f['expert']['score_insync']:.3f} | "
+                     f"{f['expert']['score_shifted_5plus']:.3f} | {f['other_speech_score']:.3f} |"
+                     for s, f in figures.items())
+    card = CARD.format(dims=json.dumps(ck["dims"]), commit=commit, argv=argv, rows=rows,
+                       minutes=result["train_minutes"], clips=result["train_clips"], steps=result["steps"],
+                       best=result["best_step"], seconds=result["train_seconds"],
+                       mb=PRETRAINED_EXPERT.stat().st_size / 2**20)
+    (PRETRAINED_EXPERT.parent / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    print(f"shipped {PRETRAINED_EXPERT} ({PRETRAINED_EXPERT.stat().st_size / 2**20:.1f} MB) and its model card")
+
+
+CARD = """# synclip's pretrained sync expert (real footage)
+
+`lip_expert.pth` ({mb:.1f} MB) is what `synclip score`, `fix-offset`, `batch` and `LipSyncInference()` use when no
+checkpoint is given. It judges whether a face's lips go with a voice from the lip and jaw geometry of
+mediapipe's face mesh (pose and the speaker's rest shape removed) against 16 log-mel frames, 5 video frames
+(200 ms) at a time. Dims: `{dims}`.
+
+## Data
+Trained on `../shared/data/corpus` (see its README): the training parts of `grid_s1` (GRID corpus,
+speaker s1, split by sentence: 60% train, 20% val, 20% test) and `lrc_ar` (LRC-AR Arabic TV news clips, 20
+blocks of consecutive clip numbers: 16 train, 2 val, 2 test): {clips} clips, {minutes} minutes, each clip's
+audio also in 3 augmented versions (noise at 0-20 dB SNR, another voice, reverberation, 8 kHz bandwidth,
+8-bit mu-law, gain). Nothing from `../shared/data/real` was used for training or for choosing the checkpoint.
+
+## How to reproduce (2-core CPU, no GPU)
+```
+python benchmarks/corpus_extract.py        # face tracks + mesh + audio of every clip -> ~/.cache/synclip/corpus
+python benchmarks/real_expert.py {argv}
+```
+Trained at commit `{commit}`: {steps} steps of 32 one-second chunks, best validation step {best}, {seconds} s of
+training. CPU training is not bit-reproducible; a re-run lands within about 2 points of the figures below.
+
+## Figures (footage the training never saw)
+Each test clip scored in sync and with its audio moved by +-5 and +-10 frames (lrc_ar: +-5, searched +-7;
+others +-15); "+-1" = the found offset within one frame of the truth; scores are the mean in-sync
+probability as the clip plays; "other voice" = a face against another clip's speech. "video" is the 8
+clips of `../shared/data/real` (other people, cameras and sources than the training data). The reference is
+model-free: the mesh's mouth opening correlated with the speech envelope.
+
+| test set | cases | expert +-1 | reference +-1 | score in sync | score shifted >= 5 | score other voice |
+|---|---|---|---|---|---|---|
+{rows}
+
+## Terms
+GRID (Cooke, Barker, Cunningham and Shao, 2006) is distributed freely by its authors for research; LRC-AR's
+recordings come with no stated terms (the repositories that carry them license only their code: Apache-2.0,
+MIT). The weights are derived from both: use them for research and evaluation, and check the terms of the
+source recordings before commercial use. The face mesh belongs to mediapipe (Apache-2.0) and is not copied
+here; it is read from the mediapipe wheel at run time.
+"""
 
 
 if __name__ == "__main__":

@@ -20,10 +20,25 @@ from . import audio as A
 from .config import DataConfig
 from .errors import CheckpointError, ConfigError, InputError
 from .models.generator import Generator, GeneratorDims
+from .models.lipsync import LipSyncDims, LipSyncExpert
 from .models.syncnet import SyncDims, SyncExpert
 
 FORMAT = "synclip-checkpoint-1"
 KINDS = ("sync", "generator")
+# The real-footage sync expert that ships inside the package (see its MODEL_CARD.md beside it): what scoring
+# uses when no checkpoint is given, and what fine-tuning on a user's own footage starts from.
+PRETRAINED_EXPERT = Path(__file__).resolve().parent / "pretrained" / "lip_expert.pth"
+PRETRAINED_NAME = "pretrained"
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """A checkpoint path as given, or the shipped expert for None / "pretrained"."""
+    if path is None or str(path) == PRETRAINED_NAME:
+        if not PRETRAINED_EXPERT.is_file():
+            raise CheckpointError("the pretrained sync expert is missing from this installation",
+                                  path=PRETRAINED_EXPERT, fix="reinstall synclip, or pass --checkpoint")
+        return PRETRAINED_EXPERT
+    return Path(path)
 
 
 def save_checkpoint(path: str | Path, *, kind: str, config: dict, dims: dict, state_dict: dict, epoch: int = 0,
@@ -45,8 +60,9 @@ def save_checkpoint(path: str | Path, *, kind: str, config: dict, dims: dict, st
 
 
 def load_checkpoint(path: str | Path, kind: str | None = None, map_location: str | torch.device = "cpu") -> dict:
-    """Read and check a checkpoint. ``kind``: the stage the caller needs (sync or generator), or None for any."""
-    path = Path(path)
+    """Read and check a checkpoint. ``kind``: the stage the caller needs (sync or generator), or None for any.
+    ``path`` "pretrained" is the expert that ships with synclip."""
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError("checkpoint not found", path=path,
                               fix="train one with `synclip train` or give the right path")
@@ -96,10 +112,15 @@ def with_feature_kind(dims: dict) -> dict:
     return {**dims, "audio_feature": legacy.get(dims.get("audio_bins"), "mel")}
 
 
-def expert_from(data: dict, path: str | Path | None, device: torch.device) -> SyncExpert:
-    """The sync expert of a loaded checkpoint (its own weights, or those a generator carries), in eval mode."""
+def expert_from(data: dict, path: str | Path | None, device: torch.device) -> SyncExpert | LipSyncExpert:
+    """The sync expert of a loaded checkpoint (its own weights, or those a generator carries), in eval mode:
+    a ``LipSyncExpert`` (face mesh, real footage) when its dims name a ``face_input``, else a ``SyncExpert``."""
     src = data if data["kind"] == "sync" else data["extra"]["expert"]
-    model = SyncExpert(SyncDims(**with_feature_kind(src["dims"]))).to(device).eval()
+    dims = with_feature_kind(src["dims"])
+    if "face_input" in dims:
+        model = LipSyncExpert(LipSyncDims(**dims)).to(device).eval()
+    else:
+        model = SyncExpert(SyncDims(**dims)).to(device).eval()
     load_state(model, src["state_dict"], path)
     return model
 

@@ -150,8 +150,19 @@ def _add_model_commands(sub, common) -> None:
     s.add_argument("--data", help="prepared data folder (default: data.processed_dir)")
     s.set_defaults(func=cmd_train)
 
+    s = sub.add_parser("tune-expert", parents=[common],
+                       help="fine-tune the shipped real-footage expert on one person's own videos")
+    s.add_argument("--videos", help="folder of that person's clips (default: data.videos_dir)")
+    s.add_argument("--out", help="the tuned expert (default: <checkpoints_dir>/lip_expert.pth)")
+    s.add_argument("--init", default="pretrained", help="expert to start from (default: the shipped one)")
+    s.add_argument("--steps", type=int, default=400, help="training steps of 32 one-second chunks")
+    s.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    s.set_defaults(func=cmd_tune_expert)
+
     ck = argparse.ArgumentParser(add_help=False)
-    ck.add_argument("--checkpoint", default=None, help="model checkpoint (default: checkpoints/best_model.pth)")
+    ck.add_argument("--checkpoint", default=None,
+                    help="model checkpoint (default: the real-footage expert that ships with synclip; "
+                         "dub: checkpoints/generator/best_model.pth)")
     ck.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
 
     s = sub.add_parser("score", parents=[common, ck], help="lip-sync score, offset and confidence of a video")
@@ -189,12 +200,11 @@ def _add_model_commands(sub, common) -> None:
 
 
 def _inference(args: argparse.Namespace, cfg: Config):
-    """The scoring model of --checkpoint (default: the trained expert), with the config's detector and
-    offset range."""
+    """The scoring model of --checkpoint (default: the pretrained real-footage expert), with the config's
+    detector and offset range."""
     from .infer import LipSyncInference
 
-    path = args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "best_model.pth")
-    return LipSyncInference(path, device=args.device, detector=cfg.data.detector,
+    return LipSyncInference(args.checkpoint, device=args.device, detector=cfg.data.detector,
                             max_offset=cfg.training.max_offset_frames)
 
 
@@ -239,6 +249,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.interrupted:
             return 130
         print(f"Best model: {result.best_path}")
+    return 0
+
+
+def cmd_tune_expert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .tune import tune_expert
+
+    cfg = _config(args)
+    out = Path(args.out or Path(cfg.paths.checkpoints_dir) / "lip_expert.pth")
+    bar = tqdm(desc="face mesh", unit="clip", disable=args.quiet)
+
+    def on_progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    r = tune_expert(Path(args.videos or cfg.data.videos_dir), out, init=args.init, steps=args.steps,
+                    max_offset=cfg.training.max_offset_frames, workers=cfg.data.workers, device=args.device,
+                    report=bar.write, progress=on_progress)
+    bar.close()
+    b, a = r.before.get("offset_acc_pm1", float("nan")), r.after.get("offset_acc_pm1", float("nan"))
+    print(f"Tuned on {r.train_minutes:.1f} min; held-out offsets within +-1 frame: {b:.1%} before, {a:.1%} after"
+          + ("" if r.kept_tuned else " (no better: the starting expert was kept)"))
+    print(f"Expert: {r.out}  (use it with --checkpoint {r.out})")
     return 0
 
 

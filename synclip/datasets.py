@@ -129,35 +129,41 @@ def chunk_length(clips: list[Clip], preferred: int, minimum: int, what: str) -> 
     return n
 
 
-class ChunkSampler:
-    """Random chunks of ``length`` frames from a list of clips, each clip weighted by its usable frames."""
+class ClipStarts:
+    """Clips with the first frames of their usable chunks; draws (clip, start) pairs, each clip weighted by
+    how many starts it has, so every usable chunk is equally likely. ``what`` names the need in the error."""
 
-    def __init__(self, clips: list[Clip], length: int, seed: int = 0):
-        self.length = length
-        self.clips = []
-        self.starts = []
+    def __init__(self, clips: list, starts: Callable[[object], np.ndarray], what: str, seed: int = 0):
+        self.clips, self.starts = [], []
         for c in clips:
-            s = c.valid_starts(length)
+            s = starts(c)
             if len(s):
                 self.clips.append(c)
                 self.starts.append(s)
         if not self.clips:
-            raise DataError(f"no clip has {length} consecutive frames with a face",
-                            fix="prepare longer clips, or clips where the face stays in view")
+            raise DataError(f"no clip has {what}", fix="use longer clips, or clips where the face stays in view")
         weights = np.array([len(s) for s in self.starts], dtype=np.float64)
         self.weights = weights / weights.sum()
         self.rng = np.random.default_rng(seed)
 
+    def draw(self, batch: int) -> tuple[np.ndarray, list[int]]:
+        """-> clip indices (B,) and a start frame for each."""
+        ids = self.rng.choice(len(self.clips), size=batch, p=self.weights)
+        return ids, [int(self.rng.choice(self.starts[i])) for i in ids]
+
+
+class ChunkSampler(ClipStarts):
+    """Random chunks of ``length`` frames from a list of clips, each clip weighted by its usable frames."""
+
+    def __init__(self, clips: list[Clip], length: int, seed: int = 0):
+        super().__init__(clips, lambda c: c.valid_starts(length), f"{length} consecutive frames with a face", seed)
+        self.length = length
+
     def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> crops (B, T, 3, S, S) float in [0, 1], audio windows (B, T-4, M, F), clip ids (B,), starts (B,)."""
-        ids = self.rng.choice(len(self.clips), size=batch, p=self.weights)
-        crops, feats, starts = [], [], []
-        for i in ids:
-            c = self.clips[i]
-            s = int(self.rng.choice(self.starts[i]))
-            starts.append(s)
-            crops.append(c.crops[s:s + self.length])
-            feats.append(A.window_feats(c.feats, s, self.length - A.SYNC_FRAMES + 1))
+        ids, starts = self.draw(batch)
+        crops = [self.clips[i].crops[s:s + self.length] for i, s in zip(ids, starts)]
+        feats = [A.window_feats(self.clips[i].feats, s, self.length - A.SYNC_FRAMES + 1) for i, s in zip(ids, starts)]
         x = torch.stack(crops).permute(0, 1, 4, 2, 3).float() / 255.0
         return x, torch.stack(feats), torch.as_tensor(ids), torch.as_tensor(starts)
 

@@ -18,11 +18,15 @@ import torch
 from . import audio as A
 from . import media
 from .alloc import trim_heap
-from .checkpoint import expert_from, generator_from, load_checkpoint, select_device, stored_data_config
+from .checkpoint import (expert_from, generator_from, load_checkpoint, resolve_checkpoint, select_device,
+                         stored_data_config)
 from .config import DataConfig
 from .dub import DubOptions, dub_video
 from .errors import CheckpointError, InputError, MediaError, NoFaceError, SynclipError
 from .face import FaceDetector, Track, crop, detect_tracks, detection_size, subject_squares
+from .lips import lip_window_embeddings
+from .mesh import MESH_INPUT_PX
+from .models.lipsync import LipSyncExpert
 from .models.syncnet import SyncExpert
 from .store import atomic_path, write_json_atomic
 from .sync import OffsetResult, audio_embeddings, offset_curve, window_valid
@@ -50,14 +54,14 @@ def candidate_tracks(video: Path, info: media.VideoInfo, detector: FaceDetector,
     return tracks, squares
 
 
-def decode_scale(info: media.VideoInfo, squares: list[np.ndarray], size: int) -> float:
+def decode_scale(info: media.VideoInfo, squares: list[np.ndarray], size: int, oversample: float = 1.5) -> float:
     """How far frames can be shrunk while decoding for crops of ``size`` px: to the detector's 640 px when
-    the faces stay at least 1.5x the crop there (converting and cropping a 720p frame costs more than the
-    CNN does), else not at all."""
+    the faces stay at least ``oversample`` x the crop there (converting and cropping a 720p frame costs more
+    than the CNN does), else not at all."""
     scale, _ = detection_size(info.width, info.height)
     sides = np.concatenate([s[:, 2] for s in squares])
     smallest = np.nanpercentile(sides, 10) if np.isfinite(sides).any() else 0.0
-    return scale if smallest * scale >= 1.5 * size else 1.0
+    return scale if smallest * scale >= oversample * size else 1.0
 
 
 @torch.no_grad()
@@ -128,14 +132,14 @@ class LipSyncInference:
     """Load a checkpoint once, then score, fix offsets, dub and batch.
 
     ``checkpoint_path``: a sync expert (checkpoints/best_model.pth) or a generator checkpoint (which carries
-    its expert). ``device``: None picks CUDA when available. ``detector``: the face detector backend.
+    its expert); None (or "pretrained"): the real-footage expert that ships with synclip. ``device``: None picks CUDA when available. ``detector``: the face detector backend.
     ``max_offset``: the offset search range in frames (training.max_offset_frames).
     """
 
-    def __init__(self, checkpoint_path: str | Path, device: str | torch.device | None = None,
+    def __init__(self, checkpoint_path: str | Path | None = None, device: str | torch.device | None = None,
                  detector: str = "mediapipe", max_offset: int = 15):
         self.device = select_device(device, setting="--device")
-        self.checkpoint_path = Path(checkpoint_path)
+        self.checkpoint_path = resolve_checkpoint(checkpoint_path)
         data = load_checkpoint(self.checkpoint_path, map_location="cpu")
         self.kind = data["kind"]
         self.expert = expert_from(data, self.checkpoint_path, self.device)
@@ -162,11 +166,16 @@ class LipSyncInference:
         n = min(len(s) for s in squares)
         squares = [s[:n] for s in squares]
         feats = A.features_for(wav[:A.frames_to_samples(n)], self.audio_feature)
-        faces = face_window_embeddings(self.expert, video, info, squares, self.device)
+        if isinstance(self.expert, LipSyncExpert):  # face mesh per track; a frame without a mesh is no face
+            scale = decode_scale(info, squares, MESH_INPUT_PX, oversample=1.0)  # the mesh sees 192 px at most
+            size = detection_size(info.width, info.height)[1] if scale < 1 else None
+            faces, present = lip_window_embeddings(self.expert, video, squares, self.device, size, scale)
+        else:
+            faces = face_window_embeddings(self.expert, video, info, squares, self.device)
+            present = [~np.isnan(sq[:, 0]) for sq in squares]
         out = []
-        for k, (t, sq, face) in enumerate(zip(tracks, squares, faces)):
-            res, score, best, ws = score_track(self.expert, face, ~np.isnan(sq[:, 0]), feats, self.max_offset,
-                                               self.device)
+        for k, (t, seen, face) in enumerate(zip(tracks, present, faces)):
+            res, score, best, ws = score_track(self.expert, face, seen, feats, self.max_offset, self.device)
             box = [round(float(v), 1) for v in np.nanmedian(t.boxes, axis=0)]
             out.append(TrackScore(k, t.coverage, res, score, best, ws, box))
         out.sort(key=lambda s: -s.result.confidence)

@@ -51,9 +51,10 @@ def face_windows(model, clip, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, audio_feats: torch.Tensor | None = None
-                 ) -> list[Case]:
-    """The clip's face against its own audio (or ``audio_feats`` of another clip) moved by each shift."""
+def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, audio_feats: torch.Tensor | None = None,
+                 segment: tuple[int, int] | None = None) -> list[Case]:
+    """The clip's face against its own audio (or ``audio_feats`` of another clip) moved by each shift.
+    ``segment`` (first frame, frames): judge only the windows of that part of the clip (e.g. 2-s pieces)."""
     face = face_windows(model, clip, device).cpu()
     feats = clip.feats if audio_feats is None else audio_feats
     n_win = min(len(face), A.num_windows(clip.num_frames, len(feats)))
@@ -64,6 +65,8 @@ def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, aud
     for k in shifts:
         v = windows_for(n_win, k, max_offset)
         v = v[window_ok[v]]
+        if segment is not None:
+            v = v[(v >= segment[0]) & (v + A.SYNC_FRAMES <= segment[0] + segment[1])]
         if len(v) < 3:
             continue
         offsets = np.arange(-max_offset, max_offset + 1)

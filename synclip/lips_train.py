@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from . import audio as A
 from .corpus import CorpusClip
-from .errors import DataError
+from .datasets import ClipStarts
 from .mesh import lip_features
 
 CHUNK_FRAMES = 25  # 1 s: 21 windows, enough for same-clip negatives >= 5 frames apart
@@ -122,33 +122,21 @@ def reverberate(x: torch.Tensor, rt60_s: float, rng: np.random.Generator) -> tor
     return y * (x.abs().max() / y.abs().max().clamp(min=1e-8))
 
 
-class ChunkSampler:
+class ChunkSampler(ClipStarts):
     """Random chunks from training clips, each clip weighted by its usable starts; the audio of each chunk
     comes from one of its clip's variants (clean or augmented) at random."""
 
     def __init__(self, clips: list[TrainClip], seed: int = 0):
-        self.clips, self.starts = [], []
-        for c in clips:
-            s = valid_starts(c, CHUNK_FRAMES)
-            if len(s):
-                self.clips.append(c)
-                self.starts.append(s)
-        if not self.clips:
-            raise DataError(f"no clip has {CHUNK_FRAMES} consecutive frames with a face mesh",
-                            fix="use longer clips, or clips where the face stays in view")
-        w = np.array([len(s) for s in self.starts], np.float64)
-        self.weights = w / w.sum()
-        self.rng = np.random.default_rng(seed)
+        super().__init__(clips, lambda c: valid_starts(c, CHUNK_FRAMES),
+                         f"{CHUNK_FRAMES} consecutive frames with a face mesh", seed)
 
     def sample(self, batch: int, pixels: bool) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> face {"lips": (B, T, L), "pixels": (B, T, 3, S/2, S)}, audio (B, T-4, M, F), clip ids, starts."""
-        ids = self.rng.choice(len(self.clips), size=batch, p=self.weights)
+        ids, starts = self.draw(batch)
         n_win = CHUNK_FRAMES - A.SYNC_FRAMES + 1
-        lips, crops, auds, starts = [], [], [], []
-        for i in ids:
+        lips, crops, auds = [], [], []
+        for i, s in zip(ids, starts):
             c = self.clips[i]
-            s = int(self.rng.choice(self.starts[i]))
-            starts.append(s)
             lips.append(c.lips[s:s + CHUNK_FRAMES])
             if pixels:
                 crops.append(c.crops[s:s + CHUNK_FRAMES])

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from conftest import real_media
 
 from synclip import audio as A
 from synclip.lips_eval import Case, reference_cases, summarise, windows_for
@@ -16,7 +15,6 @@ from synclip.mesh import (LIP_FEATURES, STABLE, frontalise, lip_features, make_t
                           similarity_fit)
 from synclip.models.lipsync import LipSyncDims, LipSyncExpert
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
 def rotation(yaw: float, roll: float) -> np.ndarray:
@@ -147,7 +145,6 @@ def test_summary_counts_hits_within_one_frame():
     assert s["score_shifted_5plus"] == pytest.approx(0.15)
 
 
-@pytest.mark.skipif(not (REAL / "video").is_dir(), reason="real test media not found at ../shared/data/real")
 def test_mesh_mouth_opens_with_speech_on_a_real_clip():
     from synclip import media
     from synclip.face import FaceDetector
@@ -155,7 +152,7 @@ def test_mesh_mouth_opens_with_speech_on_a_real_clip():
     from synclip.lips_eval import speech_envelope
     from synclip.mesh import FaceMesh
 
-    video = REAL / "video" / "retalking_face2.mp4"
+    video = real_media("video") / "retalking_face2.mp4"
     with FaceDetector() as det:
         track = lip_track(video, media.probe_video(video), det, FaceMesh)
     assert track.present.mean() > 0.95
@@ -164,3 +161,41 @@ def test_mesh_mouth_opens_with_speech_on_a_real_clip():
     env = speech_envelope(A.normalize_mel(A.log_mel(wav)), len(opening))
     ok = ~np.isnan(opening)
     assert np.corrcoef(opening[ok], env[ok])[0, 1] > 0.2  # mouth open while sound is loud
+
+
+def test_scoring_runs_the_mesh_path_for_a_lip_expert(synth_dir, tmp_path):
+    """A (random) landmark expert through LipSyncInference: mesh per track, embeddings, an offset curve."""
+    from synclip.checkpoint import save_checkpoint
+    from synclip.infer import LipSyncInference
+
+    model = LipSyncExpert(LipSyncDims(hidden_dim=16))
+    model.template.copy_(torch.from_numpy(make_template(fake_mesh(3))))
+    path = save_checkpoint(tmp_path / "lips.pth", kind="sync", config={}, dims=model.dims.to_dict(),
+                           state_dict=model.state_dict())
+    inf = LipSyncInference(path, device="cpu", max_offset=4)
+    score, d = inf.compute_sync_score(synth_dir / "videos" / "synth_0001.mp4")
+    assert 0.0 <= score <= 1.0
+    assert len(d["curve"]["offsets"]) == 9 and np.isfinite(d["curve"]["distances"]).all()
+    assert d["face_coverage"] > 0.9
+
+
+def test_tune_expert_writes_an_expert_no_worse_on_held_out_footage(tmp_path):
+    from synclip import synth
+    from synclip.checkpoint import load_checkpoint, save_checkpoint
+    from synclip.tune import tune_expert
+
+    synth.make_dataset(tmp_path / "own", 2, seconds=6.0, seed=5)  # 20% of 6 s = 30 held-out frames per clip
+
+    model = LipSyncExpert(LipSyncDims(hidden_dim=16))
+    model.template.copy_(torch.from_numpy(make_template(fake_mesh(3))))
+    init = save_checkpoint(tmp_path / "init.pth", kind="sync", config={}, dims=model.dims.to_dict(),
+                           state_dict=model.state_dict())
+    r = tune_expert(tmp_path / "own" / "videos", tmp_path / "tuned.pth", init=init, steps=2, max_offset=2, workers=1,
+                    device="cpu")
+    assert r.before["cases"] > 0 and r.train_minutes > 0
+    data = load_checkpoint(r.out, kind="sync")
+    assert data["dims"] == model.dims.to_dict()
+    m = data["metrics"]
+    assert (m["held_out_offset_acc_pm1_after"] >= m["held_out_offset_acc_pm1_before"]) == r.kept_tuned
+    if not r.kept_tuned:  # the starting weights come back unchanged
+        assert torch.equal(data["state_dict"]["lip_mlp.0.weight"], model.state_dict()["lip_mlp.0.weight"])
