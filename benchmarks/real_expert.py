@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from common import RESULTS, save_result
 
-from synclip.checkpoint import save_checkpoint  # noqa: E402
+from synclip.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from synclip.corpus import load_cache  # noqa: E402
-from synclip.lips_eval import expert_cases, reference_cases, summarise  # noqa: E402
+from synclip.lips_eval import expert_cases, fit_calibration, reference_cases, summarise  # noqa: E402
 from synclip.lips_train import FitSettings, add_audio_variants, fit, lip_scale, to_train_clip  # noqa: E402
 from synclip.mesh import make_template, mouth_opening  # noqa: E402
 from synclip.models.lipsync import LipSyncDims, LipSyncExpert  # noqa: E402
@@ -74,14 +74,27 @@ def evaluate_parts(model, parts: dict, device, max_clips: int | None = None) -> 
     return out
 
 
-def other_speech(model, clips: list, device, max_offset: int) -> float:
-    """Mean score of each face against the next clip's speech (another sentence or person)."""
-    scores = []
+def other_speech(model, clips: list, device, max_offset: int) -> list:
+    """Each face against the next clip's speech (another sentence or person): one Case each."""
+    cases = []
     for a, b in zip(clips, clips[1:] + clips[:1]):
         n = min(a.num_frames, b.num_frames)
-        cases = expert_cases(model, _cut(a, n), (0,), max_offset, device, audio_feats=b.feats[:round(n * 3.2) + 1])
-        scores += [c.score for c in cases]
-    return round(float(np.mean(scores)), 4) if scores else float("nan")
+        cases += expert_cases(model, _cut(a, n), (0,), max_offset, device, audio_feats=b.feats[:round(n * 3.2) + 1])
+    return cases
+
+
+def calibrate(model, val: dict, device) -> dict:
+    """Fit the sync score on validation clips: in sync vs shifted by >= 5 frames or another voice."""
+    pos, neg = [], []
+    for source, clips in val.items():
+        shifts, max_off = PLAN[source]
+        for c in clips:
+            for case in expert_cases(model, c, shifts, max_off, device):
+                (pos if case.shift == 0 else neg).append(case.margin)
+        neg += [case.margin for case in other_speech(model, clips, device, max_off)]
+    a, b = fit_calibration(pos, neg)
+    model.curve_calibration.copy_(torch.tensor([a, b]))
+    return {"a": round(a, 4), "b": round(b, 4), "positives": len(pos), "negatives": len(neg)}
 
 
 def _cut(clip, n: int):
@@ -89,6 +102,69 @@ def _cut(clip, n: int):
 
     return replace(clip, lips=clip.lips[:n], present=clip.present[:n],
                    crops=None if clip.crops is None else clip.crops[:n], feats=clip.feats[:round(n * 3.2) + 1])
+
+
+def convert(data: dict, template: np.ndarray, pixels: bool) -> dict:
+    """Validation and test clips as TrainClips (lip features with this template)."""
+    return {s: {part: [to_train_clip(c, s, template, pixels) for c in clips] for part, clips in parts.items()
+                if part != "train"} for s, parts in data.items()}
+
+
+def load_run(path: Path) -> tuple[LipSyncExpert, dict]:
+    """The expert of an earlier run (its checkpoint) and what that run recorded (the JSON beside it)."""
+    ck = load_checkpoint(path, kind="sync")
+    model = LipSyncExpert(LipSyncDims(**ck["dims"]))
+    missing = set(model.load_state_dict(ck["state_dict"], strict=False).missing_keys)
+    if missing - {"curve_calibration"}:
+        raise SystemExit(f"{path}: weights do not fit: missing {sorted(missing)}")
+    info = json.loads(ck["extra"].get("run", "{}")) if ck.get("extra") else {}
+    beside = path.with_suffix(".json")
+    if not info and beside.is_file():
+        old = json.loads(beside.read_text())
+        info = {k: v for k, v in old.items() if k not in ("test", "reference", "other_speech_score")}
+    info.setdefault("val_offset_acc_pm1", ck["metrics"].get("val_offset_acc_pm1"))
+    return model, info
+
+
+def train_run(args, data: dict, ck_path: Path, device) -> tuple[LipSyncExpert, dict, dict, dict]:
+    """Train an expert on the training parts; the best validation step is kept at ``ck_path``."""
+    t0 = time.perf_counter()
+    train_raw = [c for s in args.sources for c in data[s]["train"]]
+    if args.train_fraction < 1:  # a random share of the training clips: the data curve
+        random.Random(1).shuffle(train_raw)
+        train_raw = train_raw[: max(1, round(len(train_raw) * args.train_fraction))]
+    template = make_template(np.concatenate([c.landmarks[::10] for c in train_raw])[:4000])
+    pixels = args.face_input != "landmarks"
+    conv = convert(data, template, pixels)
+    source_of = {id(c): s for s in args.sources for c in data[s]["train"]}
+    train = [to_train_clip(c, source_of[id(c)], template, pixels) for c in train_raw]
+    add_audio_variants(train, [c.wav for c in train_raw], args.audio_variants)
+    dims = LipSyncDims(face_input=args.face_input, hidden_dim=args.hidden, context_frames=args.context)
+    model = LipSyncExpert(dims)
+    model.template.copy_(torch.from_numpy(template))
+    model.lip_scale.copy_(lip_scale(train))
+    minutes = sum(c.num_frames for c in train) / 25 / 60
+    print(f"{len(train)} training clips ({minutes:.1f} min), loaded in {time.perf_counter() - t0:.0f} s")
+    val = {s: conv[s]["val"] for s in args.sources if conv[s].get("val")}
+    best = {"acc": -1.0}
+
+    def on_eval(step: int, row: dict) -> None:
+        acc = float(np.mean([row[s]["offset_acc_pm1"] for s in val]))
+        if acc > best["acc"]:
+            best.update(acc=acc, step=step)
+            save_checkpoint(ck_path, kind="sync", config={}, dims=dims.to_dict(), state_dict=model.state_dict(),
+                            step=step, metrics={"val_offset_acc_pm1": acc})
+
+    settings = FitSettings(steps=args.steps, batch=args.batch, learning_rate=args.lr,
+                           eval_every=max(1, args.steps // 8))
+    t1 = time.perf_counter()
+    history = fit(model, train, settings, device, evaluate=lambda m: evaluate_parts(m, val, device, 150),
+                  on_eval=on_eval)
+    model.load_state_dict(load_checkpoint(ck_path)["state_dict"])
+    info = {"face_input": args.face_input, "train_clips": len(train), "train_minutes": round(minutes, 1),
+            "steps": args.steps, "best_step": best.get("step"), "val_offset_acc_pm1": best["acc"],
+            "train_seconds": round(time.perf_counter() - t1), "history": history}
+    return model, info, conv, val
 
 
 def main() -> int:
@@ -105,6 +181,7 @@ def main() -> int:
     p.add_argument("--train-fraction", type=float, default=1.0, help="use this share of the training clips")
     p.add_argument("--checkpoint", default="", help="where to write the expert (default: beside the results)")
     p.add_argument("--out", default="")
+    p.add_argument("--from-checkpoint", default="", help="skip training: calibrate and measure this run's expert")
     p.add_argument("--ship", action="store_true", help="copy the result into synclip/pretrained with a model card")
     args = p.parse_args()
     cache = Path(args.cache)
@@ -112,58 +189,29 @@ def main() -> int:
         print(f"skipped: no corpus cache at {cache} (run benchmarks/corpus_extract.py first)")
         return 0
     torch.set_num_threads(2)
-    t0 = time.perf_counter()
     data = load_sources(cache, args.sources + (["video"] if (cache / "video.npz").is_file() else []))
-    train_raw = [c for s in args.sources for c in data[s]["train"]]
-    if args.train_fraction < 1:  # a random share of the training clips: the data curve
-        random.Random(1).shuffle(train_raw)
-        train_raw = train_raw[: max(1, round(len(train_raw) * args.train_fraction))]
-    template = make_template(np.concatenate([c.landmarks[::10] for c in train_raw])[:4000])
-    pixels = args.face_input != "landmarks"
-    conv = {s: {part: [to_train_clip(c, s, template, pixels) for c in clips] for part, clips in parts.items()
-                if part != "train"} for s, parts in data.items()}
-    source_of = {id(c): s for s in args.sources for c in data[s]["train"]}
-    train = [to_train_clip(c, source_of[id(c)], template, pixels) for c in train_raw]
-    add_audio_variants(train, [c.wav for c in train_raw], args.audio_variants)
-    dims = LipSyncDims(face_input=args.face_input, hidden_dim=args.hidden, context_frames=args.context)
-    model = LipSyncExpert(dims)
-    model.template.copy_(torch.from_numpy(template))
-    model.lip_scale.copy_(lip_scale(train))
     device = torch.device("cpu")
-    minutes = sum(c.num_frames for c in train) / 25 / 60
-    print(f"{len(train)} training clips ({minutes:.1f} min), loaded in {time.perf_counter() - t0:.0f} s")
-    val = {s: conv[s]["val"] for s in args.sources if conv[s].get("val")}
     ck_path = Path(args.checkpoint or RESULTS / f"real_expert_{args.face_input}.pth")
-    best = {"acc": -1.0}
-
-    def on_eval(step: int, row: dict) -> None:
-        acc = float(np.mean([row[s]["offset_acc_pm1"] for s in val]))
-        if acc > best["acc"]:
-            best.update(acc=acc, step=step)
-            save_checkpoint(ck_path, kind="sync", config={}, dims=dims.to_dict(), state_dict=model.state_dict(),
-                            step=step, metrics={"val_offset_acc_pm1": acc})
-
-    settings = FitSettings(steps=args.steps, batch=args.batch, learning_rate=args.lr,
-                           eval_every=max(1, args.steps // 8))
-    t1 = time.perf_counter()
-    history = fit(model, train, settings, device, evaluate=lambda m: evaluate_parts(m, val, device, 150),
-                  on_eval=on_eval)
-    train_s = time.perf_counter() - t1
-    from synclip.checkpoint import load_checkpoint
-
-    model.load_state_dict(load_checkpoint(ck_path)["state_dict"])
+    if args.from_checkpoint:  # an earlier run's expert: calibrate and measure again, no training
+        model, info = load_run(Path(args.from_checkpoint))
+        conv = convert(data, model.template.numpy(), model.uses_pixels)
+        val = {s: conv[s]["val"] for s in args.sources if conv[s].get("val")}
+    else:
+        model, info, conv, val = train_run(args, data, ck_path, device)
     model.eval()
+    info["calibration"] = calibrate(model, val, device)
+    metrics = {"val_offset_acc_pm1": info.get("val_offset_acc_pm1", float("nan"))}
+    save_checkpoint(ck_path, kind="sync", config={}, dims=model.dims.to_dict(), state_dict=model.state_dict(),
+                    step=info.get("best_step") or 0, metrics=metrics, extra={"run": json.dumps(info)})
     test = {s: conv[s]["test"] for s in conv if conv[s].get("test")}
-    result = {"face_input": args.face_input, "train_clips": len(train), "train_minutes": round(minutes, 1),
-              "steps": args.steps, "best_step": best.get("step"), "train_seconds": round(train_s),
-              "test": evaluate_parts(model, test, device), "reference": {}, "other_speech_score": {},
-              "history": history}
+    result = {**info, "test": evaluate_parts(model, test, device), "reference": {}, "other_speech_score": {}}
     for s, clips in test.items():
         ref = []
         for raw, c in zip(data[s]["test"], clips):
             ref += reference_cases(mouth_opening(raw.landmarks), c, *PLAN[s])
         result["reference"][s] = summarise(ref)
-        result["other_speech_score"][s] = other_speech(model, clips, device, PLAN[s][1])
+        result["other_speech_score"][s] = round(float(np.mean([c.score for c in other_speech(model, clips, device,
+                                                                                          PLAN[s][1])])), 4)
     print(f"{'test set':10s} {'cases':>6s} {'expert +-1':>10s} {'reference':>9s} {'score sync':>10s} "
           f"{'shifted>=5':>10s} {'other voice':>11s}")
     for s in test:
@@ -180,7 +228,7 @@ def ship(checkpoint: Path, result: dict, argv: str) -> None:
     """Copy the best checkpoint into the package (weights only) and write its model card beside it."""
     import subprocess
 
-    from synclip.checkpoint import PRETRAINED_EXPERT, load_checkpoint
+    from synclip.checkpoint import PRETRAINED_EXPERT
 
     ck = load_checkpoint(checkpoint, kind="sync")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from common import RESULTS, save_result
 from real_expert import CACHE, split_names

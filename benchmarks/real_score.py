@@ -74,25 +74,23 @@ def other_voices(model: LipSyncInference, clips: list[Path], tmp: Path) -> list[
     return rows
 
 
+HEIGHT = 480  # both halves are scaled to this height
+
+
+def _scaled_width(width: int, height: int) -> int:
+    return round(width * HEIGHT / height) // 2 * 2
+
+
 def side_by_side(a: Path, b: Path, out: Path, seconds: float = 5.0) -> tuple[Path, int]:
-    """a | b at a common height of 360 px, `seconds` long, with a's frame count; returns (video, width of a)."""
-    n = int(seconds * A.VIDEO_FPS)
-    fa, fb = media.iter_frames(a), media.iter_frames(b)
-    first = None
-    with media.VideoWriter(out, *_size(a, b)) as w:
-        for _, x, y in zip(range(n), fa, fb):
-            x = cv2.resize(x, (round(x.shape[1] * 360 / x.shape[0]) // 2 * 2, 360))
-            y = cv2.resize(y, (round(y.shape[1] * 360 / y.shape[0]) // 2 * 2, 360))
-            first = x.shape[1]
-            w.write(np.concatenate([x, y], 1))
-        w.close(np.zeros(A.frames_to_samples(n), np.float32))
-    return out, first
-
-
-def _size(a: Path, b: Path) -> tuple[int, int]:
+    """a | b, each scaled to HEIGHT, `seconds` long and silent; returns (video, width of a's half)."""
     ia, ib = media.probe_video(a), media.probe_video(b)
-    wa, wb = round(ia.width * 360 / ia.height) // 2 * 2, round(ib.width * 360 / ib.height) // 2 * 2
-    return wa + wb, 360
+    wa, wb = _scaled_width(ia.width, ia.height), _scaled_width(ib.width, ib.height)
+    n = int(seconds * A.VIDEO_FPS)
+    with media.VideoWriter(out, wa + wb, HEIGHT) as w:
+        for _, x, y in zip(range(n), media.iter_frames(a), media.iter_frames(b)):
+            w.write(np.concatenate([cv2.resize(x, (wa, HEIGHT)), cv2.resize(y, (wb, HEIGHT))], 1))
+        w.close(np.zeros(A.frames_to_samples(n), np.float32))
+    return out, wa
 
 
 def active_speaker(model: LipSyncInference, clips: list[Path], tmp: Path) -> list[dict]:
@@ -160,7 +158,7 @@ def main() -> int:
         hits = [abs(r["found"] - r["shift"]) <= 1 for r in rows]
         result["offsets"] = {"cases": len(rows), "within_1": round(float(np.mean(hits)), 4), "rows": rows,
                              "score_insync": round(float(np.mean([r["score"] for r in rows if r["shift"] == 0])), 4),
-                             "score_shifted": round(float(np.mean([r["score"] for r in rows if r["shift"])), 4)}
+                             "score_shifted": round(float(np.mean([r["score"] for r in rows if r["shift"]])), 4)}
         result["fix_offset"] = {"cases": len(fixes), "rows": fixes,
                                 "back_to_0_pm1": round(float(np.mean([abs(f["after_fix"]) <= 1 for f in fixes])), 4)}
         voices = other_voices(model, clips, tmp)

@@ -101,8 +101,10 @@ def face_window_embeddings(model: SyncExpert, video: Path, info: media.VideoInfo
 @torch.no_grad()
 def score_track(model: SyncExpert, face: torch.Tensor, present: np.ndarray, feats: torch.Tensor,
                 max_offset: int, device: torch.device) -> tuple[OffsetResult, float, float, list[float]]:
-    """Offset curve of one track, then the mean in-sync probability of the valid windows as the video plays
-    (offset 0) and at the best offset. Returns (curve result, score, score at best offset, window scores)."""
+    """Offset curve of one track, then its sync score as the video plays (offset 0) and at the best offset:
+    for a calibrated face-mesh expert, from how far below the curve's median the distance lies there; else
+    the mean in-sync probability of the valid windows. Returns (curve result, score, score at best offset,
+    window scores: each window's in-sync probability as played)."""
     valid = window_valid(torch.from_numpy(present))
     aud = audio_embeddings(model, feats, -max_offset, len(face) + 2 * max_offset, device).cpu()
     res = offset_curve(face, aud, -max_offset, max_offset, valid)
@@ -115,6 +117,11 @@ def score_track(model: SyncExpert, face: torch.Tensor, present: np.ndarray, feat
     window_scores = [float(p) if v else float("nan") for p, v in zip(as_played, valid)]
     if not valid.any():
         return res, 0.0, 0.0, window_scores
+    calibrated = getattr(model, "curve_score", lambda margin: None)  # the face-mesh expert scores by its curve
+    median = float(np.nanmedian(res.distances))
+    score = calibrated(median - res.distances[max_offset])
+    if score is not None:
+        return res, score, calibrated(res.confidence), window_scores
     return res, float(as_played[valid].mean()), float(at_best[valid].mean()), window_scores
 
 
@@ -184,7 +191,7 @@ class LipSyncInference:
     def compute_sync_score(self, video_path: str | Path, audio_path: str | Path | None = None) -> tuple[float, dict]:
         """-> (score in [0, 1], details).
 
-        score: the expert's mean in-sync probability over windows with a face, as the video plays; details:
+        score: how in sync the video plays, in [0, 1] (see ``score_track``; > 0.5 = in sync); details:
         score_at_best_offset (what fix-offset would reach), offset_frames (+ = audio leads, 40 ms each),
         offset_ms, confidence (LSE-C: median - min of the distance curve), min_distance (LSE-D),
         window_scores, face_coverage, speaker (index into tracks: the face with the best confidence),

@@ -28,7 +28,8 @@ class Case:
     shift: int
     found: int
     confidence: float
-    score: float  # mean in-sync probability at offset 0 of the shifted audio (nan for the reference)
+    score: float  # sync score as the shifted clip plays (offset 0); nan for the reference
+    margin: float = float("nan")  # median of the distance curve minus its value at offset 0
 
     @property
     def hit(self) -> bool:
@@ -72,9 +73,12 @@ def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, aud
         offsets = np.arange(-max_offset, max_offset + 1)
         dist = np.array([float((face[v] - aud[v - o + k]).norm(dim=-1).mean()) for o in offsets])
         best = int(np.argmin(dist))
-        probs = torch.sigmoid(model.logits(face[v].to(device), aud[v + k].to(device))).cpu()
+        margin = float(np.median(dist) - dist[max_offset])  # at offset 0: as the shifted clip plays
+        score = model.curve_score(margin)
+        if score is None:
+            score = float(torch.sigmoid(model.logits(face[v].to(device), aud[v + k].to(device))).mean())
         out.append(Case(clip.name, clip.source, k, int(offsets[best]), float(np.median(dist) - dist[best]),
-                        float(probs.mean())))
+                        score, margin))
     return out
 
 
@@ -121,3 +125,26 @@ def summarise(cases: list[Case]) -> dict:
             "score_insync": round(float(np.mean(insync)), 4) if insync else None,
             "score_shifted_5plus": round(float(np.mean(shifted)), 4) if shifted else None,
             "mean_abs_error": round(float(np.mean([abs(c.found - c.shift) for c in cases])), 3)}
+
+
+def fit_calibration(positives: list[float], negatives: list[float], steps: int = 500) -> tuple[float, float]:
+    """Logistic fit of in-sync (1) vs not (0) on curve margins -> (a, b) for ``LipSyncExpert.curve_score``;
+    both classes weigh the same; a slight penalty on the slope keeps it finite for separable groups."""
+    x = torch.tensor(positives + negatives, dtype=torch.float64)
+    y = torch.tensor([1.0] * len(positives) + [0.0] * len(negatives), dtype=torch.float64)
+    w = torch.where(y > 0, 0.5 / len(positives), 0.5 / len(negatives))
+    scale = float(x.std()) or 1.0
+    params = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([params], max_iter=steps)
+
+    def loss() -> torch.Tensor:
+        opt.zero_grad()
+        out = torch.nn.functional.binary_cross_entropy_with_logits(params[0] * x / scale + params[1], y, weight=w,
+                                                                    reduction="sum")
+        out = out + 1e-3 * params[0] ** 2  # a finite slope even when the two groups do not overlap
+        out.backward()
+        return out
+
+    opt.step(loss)
+    a, b = params.detach().tolist()
+    return a / scale, b

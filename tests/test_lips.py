@@ -11,7 +11,7 @@ from synclip import audio as A
 from synclip.lips_eval import Case, reference_cases, summarise, windows_for
 from synclip.lips_train import (CHUNK_FRAMES, ChunkSampler, TrainClip, add_at_snr, coloured_noise, reverberate,
                                 valid_starts)
-from synclip.mesh import (LIP_FEATURES, STABLE, frontalise, lip_features, make_template, mouth_opening,
+from synclip.mesh import (LIP_FEATURES, frontalise, lip_features, make_template, mouth_opening,
                           similarity_fit)
 from synclip.models.lipsync import LipSyncDims, LipSyncExpert
 
@@ -199,3 +199,17 @@ def test_tune_expert_writes_an_expert_no_worse_on_held_out_footage(tmp_path):
     assert (m["held_out_offset_acc_pm1_after"] >= m["held_out_offset_acc_pm1_before"]) == r.kept_tuned
     if not r.kept_tuned:  # the starting weights come back unchanged
         assert torch.equal(data["state_dict"]["lip_mlp.0.weight"], model.state_dict()["lip_mlp.0.weight"])
+
+
+def test_calibration_separates_in_sync_margins_from_the_rest():
+    from synclip.lips_eval import fit_calibration
+
+    rng = np.random.default_rng(0)
+    pos = list(rng.normal(0.3, 0.05, 200))  # in sync: the distance at offset 0 far below the curve's median
+    neg = list(rng.normal(0.0, 0.05, 400))  # shifted or another voice: about the median
+    a, b = fit_calibration(pos, neg)
+    model = LipSyncExpert(LipSyncDims(hidden_dim=8))
+    assert model.curve_score(0.3) is None  # not calibrated yet: scoring falls back to window probabilities
+    model.curve_calibration.copy_(torch.tensor([a, b]))
+    assert model.curve_score(0.3) > 0.9 and model.curve_score(0.0) < 0.1
+    assert abs(model.curve_score(0.15) - 0.5) < 0.15  # the boundary lies between the two groups

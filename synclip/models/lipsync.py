@@ -80,6 +80,9 @@ class LipSyncExpert(nn.Module):
         d = dims.hidden_dim
         self.register_buffer("template", torch.zeros(len(STABLE), 3))  # mesh.make_template of the training data
         self.register_buffer("lip_scale", torch.ones(dims.lip_features))  # per-feature std of the training data
+        # Sync score from the offset curve: sigmoid(a * (median distance - distance at the offset) + b), fitted
+        # on validation clips after training (a = 0: not fitted; the mean window probability is used instead).
+        self.register_buffer("curve_calibration", torch.zeros(2))
         if dims.face_input in ("landmarks", "both"):
             self.lip_mlp = nn.Sequential(nn.Linear(dims.lip_features, 2 * d), nn.ReLU(), nn.Linear(2 * d, d))
         if dims.face_input in ("pixels", "both"):
@@ -137,6 +140,19 @@ class LipSyncExpert(nn.Module):
             y = x.transpose(1, 2)
             x = F.normalize((y + self.audio_context(y)).transpose(1, 2), dim=-1)
         return x
+
+    def curve_score(self, margin: float) -> float | None:
+        """The calibrated sync score of a clip whose distance at an offset lies ``margin`` below the median of
+        its offset curve; None when the model was not calibrated.
+
+        A margin is relative to the clip's own curve, so a face or a recording the expert finds unusual (all
+        distances higher) does not look out of sync for that alone: on real footage of people the training
+        never saw this separates in-sync from shifted clips where the mean window probability does not.
+        """
+        a, b = (float(v) for v in self.curve_calibration)
+        if a == 0.0:
+            return None
+        return float(torch.sigmoid(torch.tensor(a * margin + b)))
 
     def logits(self, face: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         return self.logit_scale * (face * audio).sum(-1) + self.logit_bias
