@@ -172,7 +172,7 @@ def main() -> int:
     p.add_argument("--cache", default=str(CACHE))
     p.add_argument("--face-input", default="landmarks", choices=["landmarks", "pixels", "both"])
     p.add_argument("--sources", nargs="+", default=["grid_s1", "lrc_ar"])
-    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--hidden", type=int, default=128)

@@ -159,6 +159,10 @@ def main() -> int:
         result["offsets"] = {"cases": len(rows), "within_1": round(float(np.mean(hits)), 4), "rows": rows,
                              "score_insync": round(float(np.mean([r["score"] for r in rows if r["shift"] == 0])), 4),
                              "score_shifted": round(float(np.mean([r["score"] for r in rows if r["shift"]])), 4)}
+        # Whatever a clip's own sync, a shift of k frames must move the found offset by k (+-1).
+        zero = {r["clip"]: r["found"] for r in rows if r["shift"] == 0}
+        moved = [abs(r["found"] - zero[r["clip"]] - r["shift"]) <= 1 for r in rows if r["shift"]]
+        result["offsets"]["shift_tracked_within_1"] = round(float(np.mean(moved)), 4)
         result["fix_offset"] = {"cases": len(fixes), "rows": fixes,
                                 "back_to_0_pm1": round(float(np.mean([abs(f["after_fix"]) <= 1 for f in fixes])), 4)}
         voices = other_voices(model, clips, tmp)
@@ -170,7 +174,8 @@ def main() -> int:
         if not args.skip_speed:
             result["speed_60s_720p"] = speed(model, tmp)
     o, f, v, s = result["offsets"], result["fix_offset"], result["other_voice"], result["active_speaker"]
-    print(f"offsets within +-1: {o['within_1']:.1%} of {o['cases']}; score in sync {o['score_insync']:.3f}, "
+    print(f"offsets within +-1: {o['within_1']:.1%} of {o['cases']} (shift moved the offset by the shift +-1: "
+          f"{o['shift_tracked_within_1']:.1%}); score in sync {o['score_insync']:.3f}, "
           f"shifted {o['score_shifted']:.3f}, another voice {v['score']:.3f}")
     print(f"fix-offset back to 0+-1: {f['back_to_0_pm1']:.1%} of {f['cases']}; active speaker: "
           f"{s['right_face']:.1%} of {s['cases']}")
