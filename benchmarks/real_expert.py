@@ -53,11 +53,17 @@ def split_names(source: str, names: list[str]) -> dict[str, list[str]]:
     return {"train": [], "val": [], "test": names}
 
 
-def load_sources(cache: Path, sources: list[str]) -> dict[str, dict[str, list]]:
-    """{source: {part: [CorpusClip]}}"""
+def load_sources(cache: Path, sources: list[str], lead: dict[str, int] | None = None) -> dict[str, dict[str, list]]:
+    """{source: {part: [CorpusClip]}}; ``lead`` {source: k}: that source's audio is advanced by k frames
+    (a constant offset of the recording, see corpus_sync.py), clips keeping their length."""
+    from synclip.infer import shift_audio
+
     out = {}
     for s in sources:
         clips = {c.name: c for c in load_cache(cache / f"{s}.npz")}
+        for c in clips.values():
+            if (lead or {}).get(s):
+                c.wav = shift_audio(c.wav, -lead[s])
         parts = split_names(s, list(clips))
         out[s] = {p: [clips[n] for n in names] for p, names in parts.items()}
     return out
@@ -181,6 +187,8 @@ def main() -> int:
     p.add_argument("--train-fraction", type=float, default=1.0, help="use this share of the training clips")
     p.add_argument("--checkpoint", default="", help="where to write the expert (default: beside the results)")
     p.add_argument("--out", default="")
+    p.add_argument("--source-lead", nargs="*", default=[], metavar="SOURCE=K",
+                   help="advance a source's audio by K frames first (a constant offset found by corpus_sync.py)")
     p.add_argument("--from-checkpoint", default="", help="skip training: calibrate and measure this run's expert")
     p.add_argument("--ship", action="store_true", help="copy the result into synclip/pretrained with a model card")
     args = p.parse_args()
@@ -189,7 +197,8 @@ def main() -> int:
         print(f"skipped: no corpus cache at {cache} (run benchmarks/corpus_extract.py first)")
         return 0
     torch.set_num_threads(2)
-    data = load_sources(cache, args.sources + (["video"] if (cache / "video.npz").is_file() else []))
+    lead = {k: int(v) for k, v in (item.split("=") for item in args.source_lead)}
+    data = load_sources(cache, args.sources + (["video"] if (cache / "video.npz").is_file() else []), lead)
     device = torch.device("cpu")
     ck_path = Path(args.checkpoint or RESULTS / f"real_expert_{args.face_input}.pth")
     if args.from_checkpoint:  # an earlier run's expert: calibrate and measure again, no training
