@@ -36,6 +36,16 @@ CACHE = Path.home() / ".cache" / "synclip" / "corpus"
 PLAN = {"grid_s1": ((0, 5, -5, 10, -10), 15), "lrc_ar": ((0, 5, -5), 7), "video": ((0, 5, -5, 10, -10), 15)}
 
 
+def corpus_cache(folder: str) -> Path | None:
+    """The corpus cache folder, or None (said why) when it was not built; sets the CPU threads used."""
+    cache = Path(folder)
+    if not (cache / "grid_s1.npz").is_file():
+        print(f"skipped: no corpus cache at {cache} (run benchmarks/corpus_extract.py first)")
+        return None
+    torch.set_num_threads(2)
+    return cache
+
+
 def split_names(source: str, names: list[str]) -> dict[str, list[str]]:
     names = sorted(names)
     if source == "grid_s1":
@@ -192,11 +202,9 @@ def main() -> int:
     p.add_argument("--from-checkpoint", default="", help="skip training: calibrate and measure this run's expert")
     p.add_argument("--ship", action="store_true", help="copy the result into synclip/pretrained with a model card")
     args = p.parse_args()
-    cache = Path(args.cache)
-    if not (cache / "grid_s1.npz").is_file():
-        print(f"skipped: no corpus cache at {cache} (run benchmarks/corpus_extract.py first)")
+    cache = corpus_cache(args.cache)
+    if cache is None:
         return 0
-    torch.set_num_threads(2)
     lead = {k: int(v) for k, v in (item.split("=") for item in args.source_lead)}
     data = load_sources(cache, args.sources + (["video"] if (cache / "video.npz").is_file() else []), lead)
     device = torch.device("cpu")

@@ -16,11 +16,10 @@ import argparse
 import random
 import sys
 import time
-from pathlib import Path
 
 import torch
 from common import RESULTS, save_result
-from real_expert import CACHE, split_names
+from real_expert import CACHE, corpus_cache, split_names
 
 from synclip.checkpoint import expert_from, load_checkpoint  # noqa: E402
 from synclip.corpus import load_cache  # noqa: E402
@@ -43,15 +42,13 @@ def main() -> int:
     p.add_argument("--init", required=True, help="the expert to start from (a path, or 'pretrained')")
     p.add_argument("--cache", default=str(CACHE))
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 5, 15, 25.7])
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--out", default=str(RESULTS / "real_finetune.json"))
     args = p.parse_args()
-    cache = Path(args.cache)
-    if not (cache / "grid_s1.npz").is_file():
-        print(f"skipped: no corpus cache at {cache}")
+    cache = corpus_cache(args.cache)
+    if cache is None:
         return 0
-    torch.set_num_threads(2)
     device = torch.device("cpu")
     clips = {c.name: c for c in load_cache(cache / "grid_s1.npz")}
     parts = split_names("grid_s1", list(clips))
