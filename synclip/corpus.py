@@ -24,6 +24,7 @@ import numpy as np
 from . import audio as A
 from . import media
 from .errors import DataError, SynclipError
+from .lips import lip_track
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,6 @@ class CorpusClip:
 
 def track_clip(video: Path, detector, mesh_factory: Callable) -> CorpusClip:
     """Detect and track the subject's face, then run the face mesh on its crops, frame by frame."""
-    from .lips import lip_track
-
     info = media.probe_video(video)
     wav = media.read_audio(video)
     if np.abs(wav).max(initial=0.0) < 1e-4:
