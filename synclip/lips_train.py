@@ -188,7 +188,7 @@ def fit(model, train: list[TrainClip], settings: FitSettings, device: torch.devi
     model.train()
     for step in range(1, settings.steps + 1):
         face, aud, ids, starts = sampler.sample(settings.batch, pixels=model.uses_pixels)
-        face["lips"] = jitter_lips(face["lips"], model.lip_scale, gen)
+        face["lips"] = jitter_lips(face["lips"], model.lip_scale.cpu(), gen)  # on the CPU, where batches are made
         if model.uses_pixels:
             face["pixels"] = augment(face["pixels"], gen)
         face = {k: v.to(device) for k, v in face.items()}
