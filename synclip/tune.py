@@ -9,6 +9,7 @@ report says so.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -60,14 +61,16 @@ def tune_expert(videos: Path, out: Path, *, init: str | Path = "pretrained", ste
                               path=init, fix="start from the shipped one (leave --init out)")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cache = out.with_name(f"{out.stem}.clips.npz")
-    index = extract(Path(videos), cache, workers=workers, progress=progress)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # the mesh and crops of every frame: not kept
+        cache = Path(tmp) / "clips.npz"
+        index = extract(Path(videos), cache, workers=workers, progress=progress)
+        clips = load_cache(cache)
     for line in index["rejects"]:
         report(f"left out: {line}")
     model = expert_from(data, init, dev)
     template = model.template.cpu().numpy()
     raw_train, train, val = [], [], []
-    for clip in load_cache(cache):
+    for clip in clips:
         split = int(round(clip.num_frames * TRAIN_SHARE))
         raw_train.append(cut(clip, 0, split))
         train.append(to_train_clip(raw_train[-1], "own", template, model.uses_pixels))
