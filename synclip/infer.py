@@ -99,7 +99,7 @@ def face_window_embeddings(model: SyncExpert, video: Path, info: media.VideoInfo
 
 
 @torch.no_grad()
-def score_track(model: SyncExpert, face: torch.Tensor, present: np.ndarray, feats: torch.Tensor,
+def score_track(model: SyncExpert | LipSyncExpert, face: torch.Tensor, present: np.ndarray, feats: torch.Tensor,
                 max_offset: int, device: torch.device) -> tuple[OffsetResult, float, float, list[float]]:
     """Offset curve of one track, then its sync score as the video plays (offset 0) and at the best offset:
     for a calibrated face-mesh expert, from how far below the curve's median the distance lies there; else
@@ -139,7 +139,8 @@ class LipSyncInference:
     """Load a checkpoint once, then score, fix offsets, dub and batch.
 
     ``checkpoint_path``: a sync expert (checkpoints/best_model.pth) or a generator checkpoint (which carries
-    its expert); None (or "pretrained"): the real-footage expert that ships with synclip. ``device``: None picks CUDA when available. ``detector``: the face detector backend.
+    its expert); None (or "pretrained"): the real-footage expert that ships with synclip. ``device``: None
+    picks CUDA when available. ``detector``: the face detector backend.
     ``max_offset``: the offset search range in frames (training.max_offset_frames).
     """
 
