@@ -99,8 +99,9 @@ def face_window_embeddings(model: SyncExpert, video: Path, info: media.VideoInfo
 
 
 @torch.no_grad()
-def score_track(model: SyncExpert | LipSyncExpert, face: torch.Tensor, present: np.ndarray, feats: torch.Tensor,
-                max_offset: int, device: torch.device) -> tuple[OffsetResult, float, float, list[float]]:
+def score_track(model: SyncExpert | LipSyncExpert, face: torch.Tensor, present: np.ndarray,
+                feats: torch.Tensor, max_offset: int, device: torch.device
+                ) -> tuple[OffsetResult, float, float, list[float]]:
     """Offset curve of one track, then its sync score as the video plays (offset 0) and at the best offset:
     for a calibrated face-mesh expert, from how far below the curve's median the distance lies there; else
     the mean in-sync probability of the valid windows. Returns (curve result, score, score at best offset,
