@@ -27,7 +27,7 @@ from common import RESULTS, save_result
 
 from synclip.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from synclip.corpus import load_cache  # noqa: E402
-from synclip.lips_eval import expert_cases, fit_calibration, reference_cases, summarise  # noqa: E402
+from synclip.lips_eval import evaluate, expert_cases, fit_calibration, reference_cases, summarise  # noqa: E402
 from synclip.lips_train import FitSettings, add_audio_variants, fit, lip_scale, to_train_clip  # noqa: E402
 from synclip.mesh import make_template, mouth_opening  # noqa: E402
 from synclip.models.lipsync import LipSyncDims, LipSyncExpert  # noqa: E402
@@ -82,11 +82,7 @@ def load_sources(cache: Path, sources: list[str], lead: dict[str, int] | None = 
 def evaluate_parts(model, parts: dict, device, max_clips: int | None = None) -> dict:
     out = {}
     for source, clips in parts.items():
-        shifts, max_off = PLAN[source]
-        cases = []
-        for c in clips[:max_clips]:
-            cases += expert_cases(model, c, shifts, max_off, device)
-        out[source] = summarise(cases)
+        out[source] = evaluate(model, clips[:max_clips], *PLAN[source], device)
     return out
 
 

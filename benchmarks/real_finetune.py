@@ -23,18 +23,11 @@ from real_expert import CACHE, corpus_cache, split_names
 
 from synclip.checkpoint import expert_from, load_checkpoint  # noqa: E402
 from synclip.corpus import load_cache  # noqa: E402
-from synclip.lips_eval import expert_cases, summarise  # noqa: E402
+from synclip.lips_eval import evaluate  # noqa: E402
 from synclip.lips_train import FitSettings, add_audio_variants, fit, to_train_clip  # noqa: E402
 
 SEGMENT = (12, 50)  # frames 12..61: a 2-s piece inside each 3-s test clip
 SHIFTS = (0, 5, -5, 10, -10)
-
-
-def evaluate(model, clips, device) -> dict:
-    cases = []
-    for c in clips:
-        cases += expert_cases(model, c, SHIFTS, 15, device, segment=SEGMENT)
-    return summarise(cases)
 
 
 def main() -> int:
@@ -59,7 +52,7 @@ def main() -> int:
     pool = parts["train"][:]
     random.Random(2).shuffle(pool)
     result = {"init": str(args.init), "test_clips": len(test), "segment_frames": SEGMENT[1],
-              "zero_shot": evaluate(base, test, device), "curve": []}
+              "zero_shot": evaluate(base, test, SHIFTS, 15, device, segment=SEGMENT), "curve": []}
     print(f"zero-shot: {result['zero_shot']}")
     for minutes in args.minutes:
         n = min(len(pool), max(1, round(minutes * 60 / 3.0)))
@@ -72,7 +65,8 @@ def main() -> int:
         fit(model, train, FitSettings(steps=args.steps, batch=32, learning_rate=args.lr, eval_every=args.steps),
             device, report=lambda line: None)
         row = {"minutes": round(n * 3.0 / 60, 1), "clips": n, "steps": args.steps,
-               "seconds": round(time.perf_counter() - t0), **evaluate(model, test, device)}
+               "seconds": round(time.perf_counter() - t0),
+               **evaluate(model, test, SHIFTS, 15, device, segment=SEGMENT)}
         result["curve"].append(row)
         print(f"{row['minutes']:5.1f} min ({n} clips): 2-s pieces within +-1: {row['offset_acc_pm1']:.3f} "
               f"(in sync {row['insync_acc_pm1']:.3f}), score in sync {row['score_insync']:.3f}, "

@@ -13,8 +13,6 @@ import concurrent.futures as cf
 import json
 import logging
 import multiprocessing
-import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -25,6 +23,7 @@ from . import audio as A
 from . import media
 from .errors import DataError, SynclipError
 from .lips import lip_track
+from .store import write_arrays, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -127,23 +126,9 @@ def save_cache(path: Path, clips: list[CorpusClip], source: str) -> dict:
               "landmarks": np.concatenate([c.landmarks for c in clips]).astype(np.float16),
               "crops": np.concatenate([c.crops for c in clips]),
               "audio": np.concatenate([np.round(np.clip(c.wav, -1, 1) * 32767) for c in clips]).astype(np.int16)}
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, arr in arrays.items():
-                with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
-                    np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_arrays(path, **arrays)
     return {"format": CACHE_FORMAT, "source": source, "names": [c.name for c in clips],
             "num_frames": int(frames[-1]), "crop_px": CROP_PX}
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def load_cache(path: Path) -> list[CorpusClip]:

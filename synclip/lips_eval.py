@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import audio as A
-from .sync import audio_embeddings
+from .sync import audio_embeddings, window_valid
 
 
 @dataclass
@@ -59,8 +59,7 @@ def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, aud
     face = face_windows(model, clip, device).cpu()
     feats = clip.feats if audio_feats is None else audio_feats
     n_win = min(len(face), A.num_windows(clip.num_frames, len(feats)))
-    window_ok = (torch.nn.functional.conv1d(clip.present.float()[None, None], torch.ones(1, 1, A.SYNC_FRAMES))
-                 [0, 0] > A.SYNC_FRAMES - 0.5).numpy()
+    window_ok = window_valid(clip.present).numpy()
     aud = audio_embeddings(model, feats, 0, n_win, device).cpu()  # audio window u at row u
     out = []
     for k in shifts:
@@ -80,6 +79,15 @@ def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, aud
         out.append(Case(clip.name, clip.source, k, int(offsets[best]), float(np.median(dist) - dist[best]),
                         score, margin))
     return out
+
+
+def evaluate(model, clips: list, shifts, max_offset: int, device: torch.device,
+             segment: tuple[int, int] | None = None) -> dict:
+    """``expert_cases`` over many clips, summarised."""
+    cases = []
+    for c in clips:
+        cases += expert_cases(model, c, shifts, max_offset, device, segment=segment)
+    return summarise(cases)
 
 
 def speech_envelope(feats: torch.Tensor, num_frames: int) -> np.ndarray:

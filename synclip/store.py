@@ -91,14 +91,25 @@ def write_npz(path: Path, jpeg_spool: Path, **arrays: np.ndarray) -> None:
     """
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED,
                                                    allowZip64=True) as zf:
-        for name, arr in arrays.items():
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
+        _add_arrays(zf, arrays)
         header = np.lib.format.header_data_from_array_1_0(np.zeros(0, np.uint8))
         header["shape"] = (jpeg_spool.stat().st_size,)
         with zf.open("jpeg.npy", "w", force_zip64=True) as fh, open(jpeg_spool, "rb") as src:
             np.lib.format.write_array_header_2_0(fh, header)
             shutil.copyfileobj(src, fh, COPY_CHUNK_BYTES)
+
+
+def write_arrays(path: Path, **arrays: np.ndarray) -> None:
+    """An uncompressed .npz of ``arrays`` (no pickles; over 4 GiB allowed), written atomically."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED,
+                                                   allowZip64=True) as zf:
+        _add_arrays(zf, arrays)
+
+
+def _add_arrays(zf: zipfile.ZipFile, arrays: dict[str, np.ndarray]) -> None:
+    for name, arr in arrays.items():
+        with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+            np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 
 def load_clip(path: Path) -> dict[str, np.ndarray]:

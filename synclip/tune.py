@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from . import audio as A
 from .checkpoint import expert_from, load_checkpoint, save_checkpoint, select_device
 from .corpus import CorpusClip, extract, load_cache
 from .errors import CheckpointError
-from .lips_eval import expert_cases, summarise
+from .lips_eval import evaluate
 from .lips_train import FitSettings, add_audio_variants, fit, to_train_clip
-from .models.lipsync import LipSyncExpert
 
 TRAIN_SHARE = 0.8
 SHIFTS = (0, 5, -5)
@@ -41,13 +38,6 @@ def cut(clip: CorpusClip, lo: int, hi: int) -> CorpusClip:
     """Frames lo..hi-1 of a clip, with their audio."""
     return CorpusClip(clip.name, clip.landmarks[lo:hi], clip.crops[lo:hi],
                       clip.wav[A.frames_to_samples(lo):A.frames_to_samples(hi)])
-
-
-def held_out(model: LipSyncExpert, clips: list, max_offset: int, device: torch.device) -> dict:
-    cases = []
-    for c in clips:
-        cases += expert_cases(model, c, SHIFTS, max_offset, device)
-    return summarise(cases)
 
 
 def tune_expert(videos: Path, out: Path, *, init: str | Path = "pretrained", steps: int = 400,
@@ -76,13 +66,13 @@ def tune_expert(videos: Path, out: Path, *, init: str | Path = "pretrained", ste
         train.append(to_train_clip(raw_train[-1], "own", template, model.uses_pixels))
         val.append(to_train_clip(cut(clip, split, clip.num_frames), "own", template, model.uses_pixels))
     add_audio_variants(train, [c.wav for c in raw_train], 3)
-    before = held_out(model, val, max_offset, dev)
+    before = evaluate(model, val, SHIFTS, max_offset, dev)
     report(f"held-out offsets within +-1 before tuning: {before.get('offset_acc_pm1', float('nan')):.3f} "
            f"({before['cases']} cases)")
     start = {k: v.clone() for k, v in model.state_dict().items()}
     fit(model, train, FitSettings(steps=steps, batch=32, learning_rate=5e-4, eval_every=max(1, steps // 4)),
         dev, report=report)
-    after = held_out(model, val, max_offset, dev)
+    after = evaluate(model, val, SHIFTS, max_offset, dev)
     kept = after.get("offset_acc_pm1", 0.0) >= before.get("offset_acc_pm1", 0.0)
     if not kept:
         model.load_state_dict(start)
