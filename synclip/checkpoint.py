@@ -104,10 +104,14 @@ def checkpoint_summary(data: dict[str, Any]) -> str:
 
 
 def with_feature_kind(dims: dict) -> dict:
-    """Stored dims with ``audio_feature`` filled in. Only checkpoints written before the kind was stored lack
-    it; for those (legacy files) it is read off the bin count, the one place that guess remains."""
+    """Stored dims with ``audio_feature`` filled in (and an expert's ``temporal``: files from before the
+    choice existed hold the conv). Only checkpoints written before the kind was stored lack it; for those
+    (legacy files) it is read off the bin count, the one place that guess remains."""
+    dims = dict(dims)
+    if "hidden_dim" in dims:  # a sync expert (a generator's dims have no temporal model)
+        dims.setdefault("temporal", "conv")
     if "audio_feature" in dims:
-        return dict(dims)
+        return dims
     legacy = {bins: kind for kind, bins in A.FEATURE_BINS.items()}
     return {**dims, "audio_feature": legacy.get(dims.get("audio_bins"), "mel")}
 

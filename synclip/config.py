@@ -54,6 +54,7 @@ class ModelConfig:
     num_layers: int = 4  # conv stages per encoder; deeper = more capacity, slower on CPU
     base_channels: int = 32  # width of the first conv stage; doubles per stage (capped)
     audio_feature: str = "mel"  # mel (80 bins) or mfcc (13 coefficients)
+    temporal: str = "conv"  # sync expert, 5 frames -> window: conv or transformer (benchmarks/temporal.py)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ def validate(cfg: Config) -> None:
     _check(2 <= m.num_layers <= 8, "model.num_layers", "2 to 8", m.num_layers)
     _check(4 <= m.base_channels <= 256, "model.base_channels", "4 to 256", m.base_channels)
     _check(m.audio_feature in ("mel", "mfcc"), "model.audio_feature", "mel or mfcc", m.audio_feature)
+    _check(m.temporal in ("conv", "transformer"), "model.temporal", "conv or transformer", m.temporal)
     _check(t.stage in ("sync", "generator", "both"), "training.stage", "sync, generator or both", t.stage)
     _check(t.batch_size >= 2, "training.batch_size", ">= 2", t.batch_size)
     _check(t.num_epochs >= 1, "training.num_epochs", ">= 1", t.num_epochs)

@@ -22,7 +22,7 @@ EVAL_SHIFTS = range(-10, 11)
 def sync_dims(cfg: Config) -> SyncDims:
     m = cfg.model
     return SyncDims(m.input_size, m.hidden_dim, m.num_layers, m.base_channels, A.feature_bins(m.audio_feature),
-                    m.audio_feature)
+                    m.audio_feature, m.temporal)
 
 
 class SyncStage:

@@ -25,6 +25,7 @@ from torch import nn
 from .. import audio as A
 from ..mesh import LIP_FEATURES, STABLE
 from .blocks import encoder_stage, stage_channels
+from .temporal import temporal_model
 
 FACE_INPUTS = ("landmarks", "pixels", "both")
 
@@ -42,6 +43,7 @@ class LipSyncDims:
     audio_bins: int = A.N_MELS
     lip_features: int = LIP_FEATURES
     context_frames: int = 0  # > 0: each frame and each audio window also sees this many neighbours (odd)
+    temporal: str = "conv"  # frame features -> window embedding: conv or transformer (models/temporal.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,7 +95,7 @@ class LipSyncExpert(nn.Module):
             self.face_cnn = nn.Sequential(*layers)
             self.face_pool = nn.AdaptiveAvgPool2d((2, 4))  # keeps left/right and upper/lower lip apart
             self.face_proj = nn.Linear(cin * 8, d)
-        self.face_temporal = nn.Sequential(nn.Conv1d(d, d, A.SYNC_FRAMES), nn.ReLU(), nn.Conv1d(d, d, 1))
+        self.face_temporal = temporal_model(dims.temporal, d)
         self.audio = AudioEncoder(dims.audio_bins, d)
         if dims.context_frames:  # a residual conv over time on each side ("same" padding: lengths unchanged)
             k = dims.context_frames

@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import audio as A
 from .blocks import encoder_stage, stage_channels
+from .temporal import temporal_model
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class SyncDims:
     base_channels: int = 32
     audio_bins: int = A.N_MELS
     audio_feature: str = "mel"  # what the audio_bins are: mel (log-mel) or mfcc; the input must be of this kind
+    temporal: str = "conv"  # frame features -> window embedding: conv or transformer (models/temporal.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,10 +51,8 @@ class SyncExpert(nn.Module):
         self.face_cnn = nn.Sequential(*face)
         self.face_pool = nn.AdaptiveAvgPool2d((2, 4))  # keeps left/right and upper/lower lip apart
         self.face_proj = nn.Linear(cin * 8, dims.hidden_dim)
-        # Temporal conv over SYNC_FRAMES frame features -> one embedding per window.
-        self.face_temporal = nn.Sequential(
-            nn.Conv1d(dims.hidden_dim, dims.hidden_dim, A.SYNC_FRAMES), nn.ReLU(),
-            nn.Conv1d(dims.hidden_dim, dims.hidden_dim, 1))
+        # Temporal model over SYNC_FRAMES frame features -> one embedding per window.
+        self.face_temporal = temporal_model(dims.temporal, dims.hidden_dim)
         # Audio: (1, F, M) -> (C, f, m); halve frequency each stage, time every other stage.
         audio, cin = [], 1
         for i, c in enumerate(chans):
