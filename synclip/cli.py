@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .config import Config, dump_yaml, load_config, setup_directories
-from .errors import SynclipError
+from .errors import InputError, SynclipError
 
 DEFAULT_CONFIG = "config.yaml"
 
@@ -178,11 +178,35 @@ def _add_model_commands(sub, common) -> None:
     s.set_defaults(func=cmd_fix_offset)
 
     s = sub.add_parser("dub", parents=[common, ck], help="make a video's or a photo's face say new audio")
-    src = s.add_mutually_exclusive_group(required=True)
+    s.add_argument("--audio", required=True, help="the new speech (wav, mp3, m4a, flac, or a video's track)")
+    _add_dub_options(s)
+    s.set_defaults(func=cmd_dub)
+
+    s = sub.add_parser("say", parents=[common, ck], help="speak a text offline, then dub a video or photo to it")
+    text = s.add_mutually_exclusive_group(required=True)
+    text.add_argument("--text", help="what the presenter says; punctuation makes pauses")
+    text.add_argument("--text-file", help="a UTF-8 text file with the script")
+    text.add_argument("--list-voices", action="store_true", help="list the installed voices and stop")
+    s.add_argument("--lang", choices=["zh", "en"], help="language of the text (required to speak)")
+    s.add_argument("--voice", help="voice id, e.g. espeak:cmn or piper:en_US-joe-medium (default: the best "
+                                   "installed for --lang)")
+    s.add_argument("--rate", type=float, default=1.0, help="speaking rate, 0.5-2 (default 1: the voice's pace)")
+    _add_dub_options(s, required=False)
+    s.set_defaults(func=cmd_say)
+
+    s = sub.add_parser("batch", parents=[common, ck], help="score or fix many videos; CSV + JSON report")
+    s.add_argument("inputs", nargs="+", help="a folder of videos, or VIDEO[:AUDIO] items")
+    s.add_argument("--mode", choices=["score", "shift", "generate"], default="score")
+    s.add_argument("--out", help="output folder (videos and report)")
+    s.set_defaults(func=cmd_batch)
+
+
+def _add_dub_options(s: argparse.ArgumentParser, required: bool = True) -> None:
+    """The face source, output and Wav2Lip options that `dub` and `say` share."""
+    src = s.add_mutually_exclusive_group(required=required)
     src.add_argument("--video", help="the face video to dub")
     src.add_argument("--image", help="a photo of the face to animate")
-    s.add_argument("--audio", required=True, help="the new speech (wav, mp3, m4a, flac, or a video's track)")
-    s.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
+    s.add_argument("--out", required=required, help="output .mp4 (its folder must exist)")
     s.add_argument("--pads", type=int, nargs=4, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                    help="pixels added to the face box (default 0 10 0 0: include the chin)")
     s.add_argument("--resize-factor", type=int, default=1, help="shrink the video by this factor first")
@@ -190,13 +214,6 @@ def _add_model_commands(sub, common) -> None:
     s.add_argument("--static", action="store_true", help="use only the first frame of the video")
     s.add_argument("--box", type=int, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="fixed face box; no detection")
     s.add_argument("--allow-silence", action="store_true", help="dub a silent track (mouth stays closed)")
-    s.set_defaults(func=cmd_dub)
-
-    s = sub.add_parser("batch", parents=[common, ck], help="score or fix many videos; CSV + JSON report")
-    s.add_argument("inputs", nargs="+", help="a folder of videos, or VIDEO[:AUDIO] items")
-    s.add_argument("--mode", choices=["score", "shift", "generate"], default="score")
-    s.add_argument("--out", help="output folder (videos and report)")
-    s.set_defaults(func=cmd_batch)
 
 
 def _inference(args: argparse.Namespace, cfg: Config):
@@ -209,6 +226,38 @@ def _inference(args: argparse.Namespace, cfg: Config):
 
 
 def cmd_dub(args: argparse.Namespace) -> int:
+    return _dub(args, args.audio)
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    """Speak the text into a wav beside the output (O.mp4 -> O.wav), then dub through the same door as `dub`."""
+    from . import tts
+
+    if args.list_voices:
+        for v in tts.list_voices():
+            print(f"{v.id:28s} {v.lang}  {v.description}  [{v.licence}]")
+        for e in tts.list_engines():
+            if not e["available"]:
+                print(f"(engine {e['name']} not installed: {e['missing']})")
+        return 0
+    missing = [flag for flag, value in (("--lang", args.lang), ("--out", args.out),
+                                        ("--video or --image", args.video or args.image)) if not value]
+    if missing:
+        raise InputError(f"say needs {', '.join(missing)}", fix="see synclip say --help")
+    if args.text_file:
+        path = Path(args.text_file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"{path}: cannot read the text file ({e})", fix="give a UTF-8 text file") from e
+    else:
+        text = args.text
+    wav = tts.speak(text, args.lang, Path(args.out).with_suffix(".wav"), voice=args.voice, rate=args.rate)
+    print(f"spoke {wav}")
+    return _dub(args, str(wav))
+
+
+def _dub(args: argparse.Namespace, audio: str) -> int:
     """Load the generator, then the one dubbing door, dub_video, with the settings it was trained with."""
     from dataclasses import replace
 
@@ -229,7 +278,7 @@ def cmd_dub(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    ok, msg = dub_video(generator, args.video or args.image, args.audio, args.out,
+    ok, msg = dub_video(generator, args.video or args.image, audio, args.out,
                         data=replace(trained_on, detector=cfg.data.detector), opts=opts, progress=on_progress)
     bar.close()
     print(msg)
