@@ -143,19 +143,32 @@ def mel_power(audio: np.ndarray | torch.Tensor, block_frames: int = MEL_BLOCK_FR
     # matching it keeps the edge frames comparable with librosa's.
     padded = torch.nn.functional.pad(x, (N_FFT // 2, N_FFT // 2))
     total = num_mel_frames(len(x))
-    # torch.tensor copies: the cached filterbank is read-only and torch refuses to alias it.
-    fb = torch.tensor(mel_filterbank(), dtype=torch.float64, device=x.device)
     out = []
     for m0 in range(0, total, block_frames):
         m1 = min(total, m0 + block_frames)
-        seg = padded[m0 * HOP_SAMPLES: (m1 - 1) * HOP_SAMPLES + N_FFT]
-        # The STFT runs in float64 and is cast at the end: float32 FFT rounding is ~1e-7 of the
-        # frame's energy, which is a large relative error on quiet bins next to loud ones.
-        spec = torch.stft(seg.to(torch.float64), n_fft=N_FFT, hop_length=HOP_SAMPLES, win_length=WIN_SAMPLES,
-                          window=_hann_window(x.device), center=False, return_complex=True)  # (N_FREQS, m1-m0)
-        power = spec.real.square() + spec.imag.square()
-        out.append((fb @ power).T.to(torch.float32))
+        out.append(padded_mel_power(padded[m0 * HOP_SAMPLES: (m1 - 1) * HOP_SAMPLES + N_FFT]))
     return torch.cat(out).contiguous()
+
+
+def padded_mel_power(seg: torch.Tensor) -> torch.Tensor:
+    """Power mel frames of a piece of centre-padded audio: frame k covers seg[k * HOP : k * HOP + N_FFT].
+
+    The one STFT step of :func:`mel_power`; streaming calls it on each new piece, so its frames are those of
+    the whole-file transform. seg: (samples,) float32 with samples >= N_FFT -> float32 (frames, N_MELS).
+    """
+    # torch.tensor copies: the cached filterbank is read-only and torch refuses to alias it.
+    fb = torch.tensor(mel_filterbank(), dtype=torch.float64, device=seg.device)
+    # The STFT runs in float64 and is cast at the end: float32 FFT rounding is ~1e-7 of the
+    # frame's energy, which is a large relative error on quiet bins next to loud ones.
+    spec = torch.stft(seg.to(torch.float64), n_fft=N_FFT, hop_length=HOP_SAMPLES, win_length=WIN_SAMPLES,
+                      window=_hann_window(seg.device), center=False, return_complex=True)  # (N_FREQS, frames)
+    power = spec.real.square() + spec.imag.square()
+    return (fb @ power).T.to(torch.float32)
+
+
+def power_to_log_mel(power: torch.Tensor) -> torch.Tensor:
+    """Power mel frames -> log-mel in dB re 1.0, floored at MIN_DB (what :func:`log_mel` returns)."""
+    return torch.clamp(_power_to_db(power), min=MIN_DB)
 
 
 def _power_to_db(power: torch.Tensor) -> torch.Tensor:
@@ -168,7 +181,7 @@ def log_mel(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
     Returns:
         float32 tensor (M, N_MELS), values in [MIN_DB, ~+60] dB.
     """
-    return torch.clamp(_power_to_db(mel_power(audio)), min=MIN_DB)
+    return power_to_log_mel(mel_power(audio))
 
 
 def normalize_mel(db: ArrayOrTensor) -> ArrayOrTensor:
@@ -336,6 +349,22 @@ def model_features(db_mel: np.ndarray | None, mfcc_coeffs: np.ndarray | None, ki
 
 def features_for(wav: np.ndarray, kind: str) -> torch.Tensor:
     """16 kHz audio -> the models' (M, F) input features of ``kind`` (mel or mfcc)."""
-    if kind == "mfcc":
-        return model_features(None, mfcc(wav).numpy(), kind)
-    return model_features(log_mel(wav).numpy(), None, kind)
+    db = log_mel(wav)
+    return features_at_peak(db, kind, float(db.max()))
+
+
+def features_at_peak(db: torch.Tensor, kind: str, peak_db: float) -> torch.Tensor:
+    """Log-mel rows in dB (any leading shape, N_MELS last) -> the models' features of ``kind``, scaled to a
+    given loudest level ``peak_db``. Offline that is the clip's peak (:func:`features_for`); a live stream,
+    which cannot see its future, passes the loudest level heard so far. Each row depends only on itself and
+    the peak, so rows can be converted in any grouping with the same result.
+
+    mel: as :func:`normalize_mel`; mfcc: as :func:`mfcc` (floor at peak - TOP_DB, DCT), scaled as
+    :func:`model_features`.
+    """
+    feature_bins(kind)
+    if kind == "mel":
+        return torch.clamp(db - max(peak_db, QUIET_PEAK_DB), min=-TOP_DB) / TOP_DB + 1.0
+    dct = torch.tensor(_dct_matrix(N_MFCC, N_MELS), device=db.device)
+    coeffs = torch.clamp(db, min=peak_db - TOP_DB) @ dct.T
+    return torch.clamp(coeffs / MFCC_SCALE + 0.5, -1.0, 2.0)

@@ -108,26 +108,30 @@ class FrameSource:
         boxes = boxes + np.array([-left, -top, right, bottom], dtype=np.float64)
         return square_boxes(boxes, data.face_pad, kps)
 
-    def ordered(self, total: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(frame, square) for output frames 0..total-1. Forward-only when the video is long enough; else the
-        frames are kept JPEG-compressed (memory grows with the video, never with the audio)."""
+    def ordered(self, total: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(frame, square) for output frames 0..total-1 (None: without end, for a stream). Forward-only when the
+        video is long enough; else the frames are kept JPEG-compressed (memory grows with the video, never with
+        the audio). A stream cannot know, so it always keeps them: its frames are the same either way."""
         if self.still is not None:
             frame = self.still
-            for _ in range(total):
+            t = 0
+            while total is None or t < total:
                 yield frame, self.squares[0]
+                t += 1
             return
         cache: list[bytes] = []
-        need_cache = total > self.n
+        need_cache = total is None or total > self.n
         for i, frame in enumerate(self.frames()):
-            if i >= min(total, self.n):
+            if i >= (self.n if total is None else min(total, self.n)):
                 break
             if need_cache:
                 cache.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_CACHE_QUALITY])[1].tobytes())
             yield frame, self.squares[i]
-        n = len(cache)
-        for t in range(n, total if need_cache else 0):
+        n, t = len(cache), len(cache)
+        while need_cache and (total is None or t < total):
             src = pingpong(t, n)
             yield cv2.imdecode(np.frombuffer(cache[src], np.uint8), cv2.IMREAD_COLOR), self.squares[src]
+            t += 1
 
 
 def colour_match(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -179,6 +183,45 @@ def redraw(generator: Generator, frames: list[np.ndarray], squares: np.ndarray, 
     return out, reference
 
 
+class FramePainter:
+    """The frame path that offline and streaming dubbing share: takes the next output frames in order from a
+    frame source and redraws the lower face of those that show one, for the audio window centred on each."""
+
+    def __init__(self, generator: Generator, frames: Iterator[tuple[np.ndarray, np.ndarray]]):
+        self.generator, self.frames = generator, frames
+        self.reference: torch.Tensor | None = None  # the first face crop: the reference for every frame
+        self.done = 0  # output frames painted so far
+
+    def paint(self, windows: torch.Tensor, batch_frames: int) -> list[tuple[np.ndarray, bool]]:
+        """The next len(windows) output frames, as (image (H, W, 3) uint8, whether a face was redrawn).
+
+        windows: (N, MEL_WINDOW, F), the audio centred on each of those frames (A.centred_windows);
+        batch_frames >= N: the generator's batch is padded to it (one shape, one kernel cache entry)."""
+        batch = [next(self.frames) for _ in range(len(windows))]
+        out = [f for f, _ in batch]
+        face = [k for k, (_, sq) in enumerate(batch) if not np.isnan(sq[0])]
+        if face:
+            drawn, self.reference = redraw(self.generator, [out[k] for k in face],
+                                           np.stack([batch[k][1] for k in face]), windows[face], self.reference,
+                                           batch_frames)
+            for k, frame in zip(face, drawn):
+                out[k] = frame
+        self.done += len(batch)
+        return [(f, k in face) for k, f in enumerate(out)]
+
+
+def open_source(source: Path, opts: DubOptions, data: DataConfig, detector: FaceDetector | None) -> FrameSource:
+    """The frame source of a video or photo, its face found (with a detector made from ``data`` and closed
+    at once unless one is given)."""
+    own = detector is None
+    detector = FaceDetector(data.detector, data.min_detection_confidence) if own else detector
+    try:
+        return FrameSource(source, opts, data, detector)
+    finally:
+        if own:
+            detector.close()
+
+
 def dub_video(generator: Generator, source: str | Path, audio_path: str | Path, output: str | Path, *,
               data: DataConfig = DataConfig(), detector: FaceDetector | None = None,
               opts: DubOptions = DubOptions(), progress: Callable[[int, int], None] | None = None
@@ -196,41 +239,15 @@ def dub_video(generator: Generator, source: str | Path, audio_path: str | Path, 
     wav = load_speech(audio_path, opts.allow_silence)
     total = A.samples_to_frames(len(wav))
     feats = A.features_for(wav, generator.dims.audio_feature)
-    own = detector is None
-    detector = FaceDetector(data.detector, data.min_detection_confidence) if own else detector
-    try:
-        src = FrameSource(source, opts, data, detector)
-    finally:
-        if own:
-            detector.close()
-    reference: torch.Tensor | None = None  # the first face crop: the reference for every frame
+    src = open_source(source, opts, data, detector)
+    painter = FramePainter(generator, src.ordered(total))
     with media.VideoWriter(output, *src.size) as writer:
-        for start, batch in _batches(src.ordered(total), opts.batch_frames):
-            out = [f for f, _ in batch]
-            face = [k for k, (_, sq) in enumerate(batch) if not np.isnan(sq[0])]
-            if face:
-                frames = torch.tensor([start + k for k in face])
-                drawn, reference = redraw(generator, [out[k] for k in face], np.stack([batch[k][1] for k in face]),
-                                          A.centred_windows(feats, frames), reference, opts.batch_frames)
-                for k, frame in zip(face, drawn):
-                    out[k] = frame
-            for frame in out:
-                writer.write(frame)
+        for start in range(0, total, opts.batch_frames):
+            frames = torch.arange(start, min(total, start + opts.batch_frames))
+            for image, _ in painter.paint(A.centred_windows(feats, frames), opts.batch_frames):
+                writer.write(image)
             if progress:
-                progress(start + len(batch), total)
+                progress(painter.done, total)
             trim_heap()  # freed frames go back to the OS: memory stays flat with the audio's length
         writer.close(wav)
     return True, f"dubbed {total} frames ({total / A.VIDEO_FPS:.1f} s) -> {output}"
-
-
-def _batches(items: Iterator, size: int) -> Iterator[tuple[int, list]]:
-    """(index of the first item, up to ``size`` items) for consecutive pieces of ``items``."""
-    batch: list = []
-    start = 0
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield start, batch
-            start, batch = start + size, []
-    if batch:
-        yield start, batch
