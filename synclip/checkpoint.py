@@ -66,12 +66,18 @@ def load_checkpoint(path: str | Path, kind: str | None = None, map_location: str
     if not path.is_file():
         raise CheckpointError("checkpoint not found", path=path,
                               fix="train one with `synclip train` or give the right path")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch's unpickler raises many kinds (KeyError, UnpicklingError, ...) on bad bytes
-        raise CheckpointError(f"not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})",
-                              path=path, fix="the file is truncated or of another kind; use a synclip .pth "
-                              "such as checkpoints/best_model.pth") from e
+    from .export import is_exported, read_export  # onnx / onnxruntime are imported for exported files only
+
+    if is_exported(path):  # .onnx, or a TorchScript .pt/.pth from `synclip export`: inference only
+        data = read_export(path)
+    else:
+        try:
+            data = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as e:  # torch's unpickler raises many kinds (KeyError, UnpicklingError, ...) on bad bytes
+            raise CheckpointError(f"not a readable checkpoint ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0][:120]})", path=path,
+                                  fix="the file is truncated or of another kind; use a synclip .pth "
+                                  "such as checkpoints/best_model.pth") from e
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError("not a synclip checkpoint", path=path,
                               fix="use a .pth written by `synclip train`")
@@ -116,9 +122,12 @@ def with_feature_kind(dims: dict) -> dict:
     return {**dims, "audio_feature": legacy.get(dims.get("audio_bins"), "mel")}
 
 
-def expert_from(data: dict, path: str | Path | None, device: torch.device) -> SyncExpert | LipSyncExpert:
+def expert_from(data: dict, path: str | Path | None, device: torch.device):
     """The sync expert of a loaded checkpoint (its own weights, or those a generator carries), in eval mode:
-    a ``LipSyncExpert`` (face mesh, real footage) when its dims name a ``face_input``, else a ``SyncExpert``."""
+    a ``LipSyncExpert`` (face mesh, real footage) when its dims name a ``face_input``, else a ``SyncExpert``;
+    for an exported file (``synclip.export``), an adapter with their methods."""
+    if "exported" in data:  # an ONNX / TorchScript export: an adapter with the same methods
+        return data["exported"].expert(device)
     src = data if data["kind"] == "sync" else data["extra"]["expert"]
     dims = with_feature_kind(src["dims"])
     if "face_input" in dims:
@@ -129,8 +138,10 @@ def expert_from(data: dict, path: str | Path | None, device: torch.device) -> Sy
     return model
 
 
-def generator_from(data: dict, path: str | Path | None, device: torch.device) -> Generator:
-    """The generator of a loaded generator checkpoint, in eval mode."""
+def generator_from(data: dict, path: str | Path | None, device: torch.device):
+    """The generator of a loaded generator checkpoint, in eval mode (of an exported file: its adapter)."""
+    if "exported" in data:
+        return data["exported"].generator(device)
     model = Generator(GeneratorDims(**with_feature_kind(data["dims"]))).to(device).eval()
     load_state(model, data["state_dict"], path)
     return model
@@ -153,6 +164,9 @@ def init_weights(model: SyncExpert | Generator, path: str | Path, kind: str) -> 
     """Fine-tuning (training.init_checkpoint): start ``model`` from the weights at ``path``, which must be of the
     same kind and dimensions."""
     init = load_checkpoint(path, kind=kind)
+    if "exported" in init:
+        raise CheckpointError("an exported model holds no trainable weights", path=path,
+                              fix="start from the .pth checkpoint it was exported from")
     if with_feature_kind(init["dims"]) != model.dims.to_dict():
         raise CheckpointError(f"its {'expert' if kind == 'sync' else 'generator'} has other dimensions than "
                               f"this config", path=path, fix="use the same model.* settings")

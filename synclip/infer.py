@@ -26,7 +26,7 @@ from .errors import CheckpointError, InputError, MediaError, NoFaceError, Syncli
 from .face import FaceDetector, Track, crop, detect_tracks, detection_size, subject_squares
 from .lips import lip_window_embeddings
 from .mesh import MESH_INPUT_PX
-from .models.lipsync import LipSyncExpert
+from .models.lipsync import LipSyncDims, LipSyncExpert
 from .models.syncnet import SyncExpert
 from .store import atomic_path, write_json_atomic
 from .sync import OffsetResult, audio_embeddings, offset_curve, window_valid
@@ -175,7 +175,7 @@ class LipSyncInference:
         n = min(len(s) for s in squares)
         squares = [s[:n] for s in squares]
         feats = A.features_for(wav[:A.frames_to_samples(n)], self.audio_feature)
-        if isinstance(self.expert, LipSyncExpert):  # face mesh per track; a frame without a mesh is no face
+        if isinstance(self.expert.dims, LipSyncDims):  # face mesh per track (the dims: exports have them too)
             scale = decode_scale(info, squares, MESH_INPUT_PX, oversample=1.0)  # the mesh sees 192 px at most
             size = detection_size(info.width, info.height)[1] if scale < 1 else None
             faces, present = lip_window_embeddings(self.expert, video, squares, self.device, size, scale)
