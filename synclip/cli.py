@@ -200,6 +200,14 @@ def _add_model_commands(sub, common) -> None:
     s.add_argument("--out", help="output folder (videos and report)")
     s.set_defaults(func=cmd_batch)
 
+    s = sub.add_parser("export", parents=[common],
+                       help="write a checkpoint as ONNX or TorchScript (optionally int8 / fp16) for score and dub")
+    s.add_argument("checkpoint", help="a sync expert or generator .pth ('pretrained': the shipped expert)")
+    s.add_argument("--format", choices=["onnx", "torchscript"], help="default: from --out (.onnx or .pt)")
+    s.add_argument("--quantize", choices=["int8", "fp16"], help="int8 weights (CPU), or fp16 (meant for GPUs)")
+    s.add_argument("--out", required=True, help="the file: .onnx for onnx, .pt or .pth for torchscript")
+    s.set_defaults(func=cmd_export)
+
 
 def _add_dub_options(s: argparse.ArgumentParser, required: bool = True) -> None:
     """The face source, output and Wav2Lip options that `dub` and `say` share."""
@@ -345,6 +353,17 @@ def cmd_fix_offset(args: argparse.Namespace) -> int:
     ok, msg = model.sync_video_audio(args.video, args.audio, args.out, mode="shift")
     print(msg)
     return 0 if ok else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    fmt = args.format or ("onnx" if Path(args.out).suffix.lower() == ".onnx" else "torchscript")
+    out = export_model(args.checkpoint, args.out, fmt, args.quantize)
+    size_mb = out.stat().st_size / 2**20
+    print(f"Exported {args.checkpoint} as {fmt}{' ' + args.quantize if args.quantize else ''} -> {out} "
+          f"({size_mb:.1f} MB); use it as --checkpoint {out}")
+    return 0
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
