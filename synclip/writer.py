@@ -215,3 +215,81 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], audio: np.ndarra
             writer.write(frame)
         writer.close(audio=audio, sample_rate=sample_rate)
         return writer.frames_written
+
+
+class GrowingWriter:
+    """A fragmented mp4 (H.264 + AAC, a fragment per second) written frame by frame with its sound, for a live
+    stream: each finished fragment is flushed to disk, so the file plays while it grows.
+
+    Unlike :class:`VideoWriter` it is written in place, not renamed at the end: a file that must be watched
+    while it is made cannot live under a temp name. A fragmented mp4 cut short (a crash, a kill) still plays
+    up to its last whole fragment; ``close()`` (also on Ctrl+C, through ``with``) finishes the last one.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: int = VIDEO_FPS, crf: int = 20,
+                 sample_rate: int = SAMPLE_RATE_HZ):
+        self.path = _output(path)
+        self.size = (int(width) + int(width) % 2, int(height) + int(height) % 2)
+        self.width, self.height, self.sample_rate = int(width), int(height), int(sample_rate)
+        self.frames_written = self.samples_written = 0
+        # frag_keyframe: a fragment per keyframe (one a second, below); delay_moov: the header is written with
+        # the first fragment, so it carries the edit list that hides AAC's 1024 priming samples (empty_moov
+        # cannot: audio then plays 64 ms late and the first frame lasts 64 ms longer); flush_packets: each
+        # packet reaches the file at once, not in 32 KB blocks.
+        options = {"movflags": "frag_keyframe+delay_moov+default_base_moof", "flush_packets": "1"}
+        try:
+            self._container = av.open(str(self.path), "w", format="mp4", options=options)
+            self._video = self._container.add_stream("libx264", rate=fps)
+            self._video.width, self._video.height = self.size
+            self._video.pix_fmt = "yuv420p"
+            # zerolatency: no B-frames or lookahead, so each frame's packet leaves the encoder at once.
+            self._video.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency", "g": str(fps)}
+            self._audio = self._container.add_stream("aac", rate=self.sample_rate, layout="mono")
+            self._audio.bit_rate = AAC_BITRATE_BPS
+        except (av.error.FFmpegError, OSError) as e:
+            raise MediaError(f"cannot start writing video ({e})", path=self.path, fix="check write permission") from e
+        self._closed = False
+
+    def __enter__(self) -> GrowingWriter:
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()  # also on errors and Ctrl+C: what was drawn stays playable
+
+    def write(self, frame: np.ndarray, audio: np.ndarray) -> None:
+        """One (height, width, 3) uint8 RGB frame and its sound ((n,) float in [-1, 1], normally 640 samples)."""
+        frame = np.asarray(frame)
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise InputError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {frame.shape} {frame.dtype}")
+        pad_w, pad_h = self.size[0] - self.width, self.size[1] - self.height
+        if pad_w or pad_h:
+            frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf.pts = self.frames_written
+        try:
+            self._mux(self._video.encode(vf))
+            self.frames_written += 1
+            sound = _mono(audio)
+            if sound.size:
+                af = av.AudioFrame.from_ndarray(sound[None, :], format="flt", layout="mono")
+                af.sample_rate, af.pts = self.sample_rate, self.samples_written
+                af.time_base = Fraction(1, self.sample_rate)
+                self._mux(self._audio.encode(af))
+                self.samples_written += sound.size
+        except (av.error.FFmpegError, OSError) as e:
+            raise MediaError(f"writing video failed ({e})", path=self.path, fix="check free disk space") from e
+
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Drain both encoders and write the last fragment (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._mux(self._video.encode(None))
+            self._mux(self._audio.encode(None))
+        finally:
+            self._container.close()
