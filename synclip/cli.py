@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_prepare)
 
     _add_model_commands(sub, common)
+    _add_serve_command(sub, common)
 
     s = sub.add_parser("demo", parents=[common], help="the whole job on built-in synthetic data")
     s.add_argument("--out", default="demo", help="folder for everything the demo makes")
@@ -389,6 +390,44 @@ def cmd_batch(args: argparse.Namespace) -> int:
     bad = [r for r in rows if not r["ok"]]
     print(f"{len(rows) - len(bad)} of {len(rows)} done; report: {Path(out) / 'report.csv'} and .json")
     return 0 if not bad else 1
+
+
+def _add_serve_command(sub, common) -> None:
+    # Defaults (None here) are StudioSettings' own, so they are written in one place.
+    s = sub.add_parser("serve", parents=[common], help="the studio: HTTP API and web page for dubbing and scoring")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--data-dir", help="where jobs and their files are kept (default studio/)")
+    s.add_argument("--checkpoint", default=None,
+                   help="generator for dubbing (default: <checkpoints_dir>/generator/best_model.pth)")
+    s.add_argument("--score-checkpoint", default=None, help="sync expert of the reports (default: the shipped one)")
+    s.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    s.add_argument("--max-upload-mb", type=float, help="largest request body (default 200)")
+    s.add_argument("--max-seconds", type=float, help="longest video or audio accepted (default 300)")
+    s.add_argument("--max-text-chars", type=int, help="longest script accepted (default 5000)")
+    s.add_argument("--workers", type=int, help="jobs run at once (default 1)")
+    s.add_argument("--queue", type=int, help="jobs that may wait; one more is answered 503 (default 8)")
+    s.add_argument("--no-score", action="store_true", help="do not score each dub's result (faster)")
+    s.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+    from .studio import StudioSettings
+
+    cfg = _config(args)
+    given = {"data_dir": args.data_dir and Path(args.data_dir), "max_upload_mb": args.max_upload_mb,
+             "max_media_s": args.max_seconds, "max_text_chars": args.max_text_chars, "workers": args.workers,
+             "max_waiting": args.queue}
+    settings = StudioSettings(
+        generator_checkpoint=Path(args.checkpoint or Path(cfg.paths.checkpoints_dir) / "generator" / "best_model.pth"),
+        score_checkpoint=args.score_checkpoint, device=args.device, detector=cfg.data.detector,
+        max_offset=cfg.training.max_offset_frames, score_results=not args.no_score,
+        **{k: v for k, v in given.items() if v is not None})
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"synclip studio on http://{host}:{args.port}/  (jobs in {settings.data_dir}/jobs; Ctrl+C stops)")
+    serve(settings, args.host, args.port, log_level="info" if args.debug else "warning")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
