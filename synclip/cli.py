@@ -183,6 +183,15 @@ def _add_model_commands(sub, common) -> None:
     _add_dub_options(s)
     s.set_defaults(func=cmd_dub)
 
+    s = sub.add_parser("stream", parents=[common, ck],
+                       help="dub in real time: frames drawn as the audio arrives, into an mp4 that grows")
+    s.add_argument("--audio", required=True,
+                   help="a file (read at real-time pace) or - for raw 16 kHz mono s16le PCM on stdin")
+    _add_dub_options(s)
+    s.add_argument("--chunk-ms", type=float, default=20.0, help="audio taken per read (default 20 ms)")
+    s.add_argument("--fast", action="store_true", help="read a file as fast as frames are drawn, not in real time")
+    s.set_defaults(func=cmd_stream)
+
     s = sub.add_parser("say", parents=[common, ck], help="speak a text offline, then dub a video or photo to it")
     text = s.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", help="what the presenter says; punctuation makes pauses")
@@ -273,14 +282,12 @@ def _dub(args: argparse.Namespace, audio: str) -> int:
     from tqdm import tqdm
 
     from .checkpoint import load_generator, select_device
-    from .dub import DubOptions, dub_video
+    from .dub import dub_video
 
     cfg = _config(args)
     path = args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "generator" / "best_model.pth")
     generator, trained_on = load_generator(path, select_device(args.device, setting="--device"))
-    opts = DubOptions(pads=tuple(args.pads), resize_factor=max(1, args.resize_factor), smooth=not args.nosmooth,
-                      static=args.static, box=tuple(args.box) if args.box else None,
-                      allow_silence=args.allow_silence)
+    opts = _dub_options(args)
     bar = tqdm(desc="dub", unit="frame", disable=args.quiet)
 
     def on_progress(done: int, total: int) -> None:
@@ -292,6 +299,49 @@ def _dub(args: argparse.Namespace, audio: str) -> int:
     bar.close()
     print(msg)
     return 0 if ok else 1
+
+
+def _dub_options(args: argparse.Namespace):
+    from .dub import DubOptions
+
+    return DubOptions(pads=tuple(args.pads), resize_factor=max(1, args.resize_factor), smooth=not args.nosmooth,
+                      static=args.static, box=tuple(args.box) if args.box else None,
+                      allow_silence=args.allow_silence)
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    """Dub as the audio arrives (a file at real-time pace, or PCM on stdin) into a growing mp4. A stream never
+    refuses silence: a pause in live speech is not an error."""
+    from dataclasses import replace
+
+    from .checkpoint import load_generator, select_device
+    from .media import read_audio
+    from .stream import LOOKAHEAD_MS, Streamer, arriving, paced, pcm_chunks, run_stream
+    from .writer import GrowingWriter
+
+    cfg = _config(args)
+    path = args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "generator" / "best_model.pth")
+    generator, trained_on = load_generator(path, select_device(args.device, setting="--device"))
+    chunk = max(1, round(args.chunk_ms * 16))  # samples at 16 kHz
+    if args.audio == "-":
+        timed = arriving(pcm_chunks(sys.stdin.buffer, chunk))
+    else:
+        wav = read_audio(args.audio)
+        timed = paced(wav, chunk) if not args.fast else arriving(wav[i:i + chunk] for i in range(0, len(wav), chunk))
+    streamer = Streamer(generator, args.video or args.image, data=replace(trained_on, detector=cfg.data.detector),
+                        opts=_dub_options(args))
+    print(f"streaming to {args.out} (look-ahead: {LOOKAHEAD_MS} ms of audio after each frame's centre; Ctrl+C "
+          f"stops and keeps what was drawn)", file=sys.stderr)
+    with GrowingWriter(args.out, *streamer.size) as writer:
+        try:
+            report = run_stream(streamer, timed, sink=lambda f: writer.write(f.image, f.audio))
+        except KeyboardInterrupt:
+            print(f"interrupted: {writer.frames_written} frames kept in {args.out}", file=sys.stderr)
+            return 130
+    r = report.summary()
+    print(f"streamed {r['frames']} frames ({r['frames'] / 25:.1f} s) -> {args.out}: {r['fps']:.1f} frames/s; "
+          f"audio arrival to frame: median {r['latency_median_ms']:.0f} ms, p95 {r['latency_p95_ms']:.0f} ms")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -248,6 +248,25 @@ class LipSyncInference:
         return True, (f"shifted the audio by {details['offset_frames']:+d} frames "
                       f"({details['offset_ms']:+d} ms; confidence {details['confidence']:.2f}) -> {output}")
 
+    def stream(self, source: str | Path, audio_chunks: Iterable[np.ndarray], options=None,
+               peak_db: float | None = None):
+        """Dub ``source`` (video or photo) to audio that arrives in pieces, frame by frame as it comes:
+        ``for frame in model.stream("face.mp4", chunks): sock.send(frame.image.tobytes())``.
+
+        audio_chunks: (n,) float32 pieces of any size, 16 kHz mono in [-1, 1]. Yields ``synclip.stream.StreamFrame``
+        (index, image (H, W, 3) uint8 RGB, its 640 samples of audio, ...) as soon as the audio window it is drawn
+        from has arrived: ``synclip.stream.LOOKAHEAD_MS`` (117.5 ms) after the frame's centre at most. The face
+        is found in the whole source first (now, not lazily). ``options``: a DubOptions; ``peak_db``: the
+        loudness scale (None: the loudest heard so far; see ``synclip.stream``)."""
+        from .stream import Streamer
+
+        if self.generator is None:
+            raise CheckpointError("streaming needs a generator checkpoint, this one is a sync expert",
+                                  path=self.checkpoint_path, fix="pass checkpoints/generator/best_model.pth")
+        streamer = Streamer(self.generator, source, data=self.data_cfg, detector=self.detector,
+                            opts=options or DubOptions(), peak_db=peak_db)
+        return streamer(audio_chunks)
+
     def batch_process(self, pairs: Iterable[tuple[str | Path, str | Path | None]] | str | Path,
                       output_dir: str | Path | None = None, mode: str = "score",
                       report_path: str | Path | None = None,

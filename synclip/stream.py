@@ -14,9 +14,11 @@ the offline frames.
 
 from __future__ import annotations
 
+import bisect
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -189,6 +191,9 @@ class Streamer:
         return out
 
 
+# -- audio sources: (piece, arrival time) pairs, and a run that times each frame against its audio's arrival --
+
+
 def pcm_chunks(stream, chunk_samples: int) -> Iterator[np.ndarray]:
     """Raw 16 kHz mono s16le PCM from a binary stream (e.g. stdin) -> float32 pieces of up to ``chunk_samples``,
     as they arrive (each read returns what is there, so a slow producer is not waited on for a full chunk)."""
@@ -205,11 +210,15 @@ def pcm_chunks(stream, chunk_samples: int) -> Iterator[np.ndarray]:
             yield np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0
 
 
-def paced_chunks(wav: np.ndarray, chunk_samples: int, clock=None) -> Iterator[np.ndarray]:
-    """A whole track handed out at real-time pace: piece k once its last sample's time has come."""
-    import time
+def arriving(chunks: Iterable[np.ndarray], clock=time.perf_counter) -> Iterator[tuple[np.ndarray, float]]:
+    """Pieces from a live source, each with the time it was taken."""
+    for piece in chunks:
+        yield piece, clock()
 
-    clock = clock or time.perf_counter
+
+def paced(wav: np.ndarray, chunk_samples: int, clock=time.perf_counter) -> Iterator[tuple[np.ndarray, float]]:
+    """A whole track handed out at real-time pace: piece k once its last sample's time has come, with that
+    time (when a live source would have delivered it, even if the consumer asks late)."""
     t0 = clock()
     for start in range(0, len(wav), chunk_samples):
         piece = wav[start:start + chunk_samples]
@@ -217,4 +226,52 @@ def paced_chunks(wav: np.ndarray, chunk_samples: int, clock=None) -> Iterator[np
         wait = due - clock()
         if wait > 0:
             time.sleep(wait)
-        yield piece
+        yield piece, due
+
+
+@dataclass
+class StreamReport:
+    frames: int
+    face_frames: int
+    wall_s: float  # first piece taken -> last frame out
+    fps: float  # frames out per second after the first frame (25 when it keeps up with a real-time source)
+    latency_ms: list[float]  # per frame: its audio's arrival (the piece that completed its window) -> frame out
+
+    def summary(self) -> dict:
+        lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
+        return {"frames": self.frames, "face_frames": self.face_frames, "wall_s": round(self.wall_s, 2),
+                "fps": round(self.fps, 2), "latency_median_ms": round(float(np.median(lat)), 1),
+                "latency_p95_ms": round(float(np.percentile(lat, 95)), 1),
+                "latency_max_ms": round(float(lat.max()), 1), "lookahead_ms": LOOKAHEAD_MS}
+
+
+def run_stream(streamer: Streamer, timed: Iterable[tuple[np.ndarray, float]],
+               sink: Callable[[StreamFrame], None] | None = None, clock=time.perf_counter) -> StreamReport:
+    """Feed ``timed`` (piece, arrival time) into ``streamer``, hand each frame to ``sink`` (e.g. a
+    GrowingWriter's write), and time every frame from its audio's arrival to the moment it is out (before
+    the sink). Ctrl+C stops it; the frames already out stay with the sink."""
+    ends: list[int] = []  # samples received after each piece
+    times: list[float] = []
+    latency: list[float] = []
+    faces = 0
+    first_out = None
+
+    def frames() -> Iterator[StreamFrame]:
+        for piece, t in timed:
+            ends.append((ends[-1] if ends else 0) + len(piece))
+            times.append(t)
+            yield from streamer.push(piece)
+        yield from streamer.finish()
+
+    t0 = clock()
+    for f in frames():
+        now = clock()
+        first_out = now if first_out is None else first_out
+        latency.append(1000 * (now - times[min(bisect.bisect_left(ends, f.needs_samples), len(times) - 1)]))
+        faces += f.face
+        if sink is not None:
+            sink(f)
+    end = clock()
+    n = len(latency)
+    fps = (n - 1) / (end - first_out) if n > 1 and end > first_out else 0.0
+    return StreamReport(n, faces, end - t0, fps, latency)

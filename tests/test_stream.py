@@ -136,3 +136,50 @@ def test_growing_mp4_plays_while_written(generator, synth_dir, tmp_path, detecto
     info = media.probe_video(out)
     assert info.num_frames == 50 and info.has_audio
     assert abs(len(media.read_audio(out)) - len(wav)) <= 1024
+
+
+def test_paced_source_keeps_real_time():
+    import time
+
+    from synclip.stream import paced
+
+    wav = np.zeros(4000, np.float32)  # 250 ms
+    t0 = time.perf_counter()
+    got = list(paced(wav, 800))
+    assert time.perf_counter() - t0 >= 0.24
+    dues = [t for _, t in got]
+    assert np.allclose(np.diff(dues), 0.05, atol=1e-6) and sum(len(p) for p, _ in got) == 4000
+
+
+def test_cli_and_api_stream(generator, synth_dir, tmp_path, monkeypatch):
+    import io
+    import sys
+
+    from synclip.checkpoint import save_checkpoint
+    from synclip.cli import main
+    from synclip.config import load_config
+    from synclip.infer import LipSyncInference
+    from synclip.models.syncnet import SyncDims, SyncExpert
+
+    sd = SyncDims(input_size=96, hidden_dim=16, num_layers=2, base_channels=4)
+    ck = tmp_path / "gen.pth"
+    save_checkpoint(ck, kind="generator", config=load_config(None).to_dict(), dims=generator.dims.to_dict(),
+                    state_dict=generator.state_dict(),
+                    extra={"expert": {"dims": sd.to_dict(), "state_dict": SyncExpert(sd).state_dict()}})
+    video, audio = synth_dir / "videos" / "synth_0003.mp4", synth_dir / "audios" / "synth_0003.wav"
+    out = tmp_path / "file.mp4"
+    assert main(["stream", "--checkpoint", str(ck), "--video", str(video), "--audio", str(audio), "--out", str(out),
+                 "--fast", "--quiet"]) == 0
+    assert media.probe_video(out).num_frames == 50
+
+    wav = media.read_audio(audio)[:12800]  # 0.8 s as raw PCM on stdin
+    pcm = (wav * 32767).astype("<i2").tobytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(pcm)))
+    piped = tmp_path / "pipe.mp4"
+    assert main(["stream", "--checkpoint", str(ck), "--video", str(video), "--audio", "-", "--out", str(piped),
+                 "--quiet"]) == 0
+    assert media.probe_video(piped).num_frames == 20
+
+    model = LipSyncInference(ck, device="cpu")
+    frames = list(model.stream(video, np.array_split(wav, 10)))
+    assert [f.index for f in frames] == list(range(20)) and frames[0].image.shape[2] == 3
