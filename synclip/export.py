@@ -52,6 +52,10 @@ EXPERT_PARTS = ("frame_features", "window_embed", "audio_embed")
 GENERATOR_PART = "generate"
 ONNX_OPSET = 17
 EXAMPLE_BATCH, EXAMPLE_FRAMES = 2, 9  # what the graphs are traced with; batch and time stay free
+# ONNX frame_features take (1, FRAME_CHUNK, ...) pieces: the TorchScript-based ONNX exporter cannot pool
+# (AdaptiveAvgPool2d) a map whose size it lost to a reshape over free batch and time, and frames are encoded
+# one by one anyway, so pieces (the last one padded) give the same features. Scoring sends 64 at a time.
+FRAME_CHUNK = 32
 
 
 def face_inputs(dims: SyncDims | LipSyncDims) -> list[str]:
@@ -84,12 +88,14 @@ class Graphs(nn.Module):
     def generate(self, faces: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         return self.generator(faces, audio)
 
-    def examples(self) -> dict[str, tuple[torch.Tensor, ...]]:
-        """Example inputs per graph: (B, T, ...) for the expert's, (B, ...) for the generator's."""
+    def examples(self, frame_pieces: bool = False) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Example inputs per graph: (B, T, ...) for the expert's, (B, ...) for the generator's;
+        ``frame_pieces``: frame_features take (1, FRAME_CHUNK, ...), the ONNX graph's fixed shape."""
         d, b, t = self.expert.dims, EXAMPLE_BATCH, EXAMPLE_FRAMES
         s = d.input_size
-        shapes = {"crops": (b, t, 3, s, s), "pixels": (b, t, 3, s - s // 2, s),
-                  "lips": (b, t, getattr(d, "lip_features", 0))}
+        fb, ft = (1, FRAME_CHUNK) if frame_pieces else (b, t)
+        shapes = {"crops": (fb, ft, 3, s, s), "pixels": (fb, ft, 3, s - s // 2, s),
+                  "lips": (fb, ft, getattr(d, "lip_features", 0))}
         out = {"frame_features": tuple(torch.rand(shapes[n]) for n in self.face_names),
                "window_embed": (torch.randn(b, t, d.hidden_dim),),
                "audio_embed": (torch.rand(b, t, A.MEL_WINDOW, d.audio_bins),)}
@@ -189,7 +195,7 @@ def _write_script(graphs: Graphs, header: dict, quantize: str | None, path: Path
 def _write_onnx(graphs: Graphs, header: dict, quantize: str | None, path: Path) -> None:
     import onnx
 
-    examples = graphs.examples()
+    examples = graphs.examples(frame_pieces=True)
     with tempfile.TemporaryDirectory() as tmp:
         parts = {p: _onnx_part(graphs, p, examples[p], quantize, Path(tmp)) for p in _parts(graphs)}
     model = _side_by_side(parts)
@@ -203,7 +209,7 @@ def _onnx_part(graphs: Graphs, part: str, example: tuple, quantize: str | None, 
     from onnx.compose import add_prefix
 
     names = graphs.input_names(part)
-    free = {0: "batch"} if part == GENERATOR_PART else {0: "batch", 1: "time"}
+    free = {"frame_features": {}, GENERATOR_PART: {0: "batch"}}.get(part, {0: "batch", 1: "time"})
     path = tmp / f"{part}.onnx"
     with warnings.catch_warnings():  # the TorchScript-based exporter is deprecated in favour of dynamo=True,
         warnings.simplefilter("ignore")  # which took 20x longer here (tens of seconds a graph) for the same file
@@ -360,7 +366,7 @@ class OnnxRunner:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()  # as many threads as torch is allowed
         opts.log_severity_level = 3
-        self.device = device
+        self.device, self.frame_chunk = device, FRAME_CHUNK
         try:
             self.sessions = {p: ort.InferenceSession(_graph_of(model, p), opts, providers=providers) for p in parts}
         except Exception as e:  # e.g. fp16 kernels this build of onnxruntime lacks on this device
@@ -420,8 +426,20 @@ class ExportedExpert:
         yield torch.empty(0, device=self.device)
 
     def frame_features(self, face: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, T, ...) crops, or {"lips", "pixels"} -> (B, T, D); in FRAME_CHUNK pieces where the graph wants."""
         xs = [face[n] for n in face_inputs(self.dims)] if isinstance(face, dict) else [face]
-        return self.runner.run("frame_features", *xs)
+        chunk = getattr(self.runner, "frame_chunk", None)
+        if chunk is None:
+            return self.runner.run("frame_features", *xs)
+        b, t = xs[0].shape[:2]
+        frames = [x.flatten(0, 1) for x in xs]  # (B*T, ...): each frame is encoded on its own
+        out = []
+        for i in range(0, b * t, chunk):
+            piece = [f[i:i + chunk] for f in frames]
+            k = len(piece[0])
+            piece = [torch.cat([p, p[-1:].expand(chunk - k, *p.shape[1:])]) for p in piece]  # pad the last one
+            out.append(self.runner.run("frame_features", *(p[None] for p in piece))[0, :k])
+        return torch.cat(out).view(b, t, -1)
 
     def window_embed(self, feats: torch.Tensor) -> torch.Tensor:
         return self.runner.run("window_embed", feats)
