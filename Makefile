@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow test-browser bench clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,14 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+# The studio page in headless Chromium: Debian's chromium + its driver + a CJK font for the Chinese UI
+# (apt-get, as root or through sudo), then the browser test, writing its screenshots to docs/.
+test-browser: install
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q . || \
+	  { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium chromium-driver fonts-wqy-zenhei; }
+	SYNCLIP_SCREENSHOTS=docs $(BIN)/python -m pytest -q -m browser tests/test_browser.py
 
 bench: install
 	$(BIN)/python benchmarks/prepare.py

@@ -12,46 +12,17 @@ import time
 import types
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-import torch
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
 from synclip import media  # noqa: E402
-from synclip.checkpoint import save_checkpoint  # noqa: E402
-from synclip.config import load_config  # noqa: E402
-from synclip.models.generator import Generator, GeneratorDims  # noqa: E402
-from synclip.models.syncnet import SyncDims, SyncExpert  # noqa: E402
 from synclip.server import BackgroundServer  # noqa: E402
 from synclip.studio import StudioSettings  # noqa: E402
 
 FINISHED = ("done", "failed", "cancelled")
-
-
-@pytest.fixture(scope="module")
-def tiny_generator(tmp_path_factory) -> Path:
-    """An untrained generator checkpoint carrying an untrained expert: real plumbing, tiny cost."""
-    torch.manual_seed(0)
-    sd = SyncDims(input_size=96, hidden_dim=16, num_layers=2, base_channels=4)
-    gd = GeneratorDims(input_size=96, base_channels=4)
-    path = tmp_path_factory.mktemp("gen") / "gen.pth"
-    save_checkpoint(path, kind="generator", config=load_config(None).to_dict(), dims=gd.to_dict(),
-                    state_dict=Generator(gd).state_dict(),
-                    extra={"expert": {"dims": sd.to_dict(), "state_dict": SyncExpert(sd).state_dict()}})
-    return path
-
-
-@pytest.fixture(scope="module")
-def clips(synth_dir, tmp_path_factory) -> dict:
-    """Bytes of a 2-s synthetic video, a 2-s voice and a photo (the video's first frame)."""
-    video = synth_dir / "videos" / "synth_0000.mp4"
-    photo = tmp_path_factory.mktemp("photo") / "face.png"
-    cv2.imwrite(str(photo), next(media.iter_frames(video))[:, :, ::-1])
-    return {"video": video.read_bytes(), "audio": (synth_dir / "audios" / "synth_0001.wav").read_bytes(),
-            "photo": photo.read_bytes()}
 
 
 def settings(tmp_path: Path, gen: Path, **kw) -> StudioSettings:

@@ -215,7 +215,7 @@ function drawChart(report) {
 }
 
 function drawPanel(ctx, box, title, pts, kind, best) {
-  const pad = { l: 44, r: 10, t: 26, b: 28 };
+  const pad = { l: 58, r: 10, t: 26, b: 28 };
   const x0 = box.x + pad.l, y0 = box.y + pad.t, w = box.w - pad.l - pad.r, h = box.h - pad.t - pad.b;
   ctx.fillStyle = "#1d2330";
   ctx.fillText(title, box.x + 4, box.y + 14);
@@ -232,7 +232,8 @@ function drawPanel(ctx, box, title, pts, kind, best) {
   ctx.strokeRect(x0, y0, w, h);
   ctx.fillStyle = "#667085";
   ctx.textAlign = "right";
-  for (const v of [lo, (lo + hi) / 2, hi]) ctx.fillText(v.toFixed(2), x0 - 4, Y(v) + 4);
+  const digits = Math.min(6, Math.max(2, Math.ceil(-Math.log10(hi - lo)) + 1));  // ticks that differ
+  for (const v of [lo, (lo + hi) / 2, hi]) ctx.fillText(v.toFixed(digits), x0 - 4, Y(v) + 4);
   ctx.textAlign = "center";
   const step = Math.max(1, Math.ceil((xmax - xmin) / 6));
   for (let v = Math.ceil(xmin); v <= xmax - (kind === "bars" ? 1 : 0); v += step) {
