@@ -9,7 +9,8 @@ stderr captured) and is killed and restarted when a call outlives its time limit
 correct result or one ``error: ...`` line naming the file, with no traceback and no hang; batch and prepare
 take the whole folder in one call and must go on past every bad file, reporting each.
 
-Outcomes: ok (a result), error (one line naming the file), unclear (failed without such a line), traceback,
+Outcomes: ok (a result), error (one line naming the file), internal (one line, but it admits a bug: the CLI's
+and batch's last-resort catch), unclear (failed without such a line), traceback,
 hang (killed at the time limit), crash (the process died), missing (a folder command skipped the file).
 Targets are pluggable: ``TARGETS["api"] = MyTarget()``, any object with ``name`` and ``run(cases, ctx)``.
 """
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, save_result  # noqa: E402
 from fuzz_corpus import Case, make_corpus  # noqa: E402
 
-OUTCOMES = ("ok", "error", "unclear", "traceback", "hang", "crash", "missing")
+OUTCOMES = ("ok", "error", "internal", "unclear", "traceback", "hang", "crash", "missing")
 CALL_TIMEOUT_S = 90  # one file through one command (a 2-s clip takes a few seconds; more means stuck)
 FOLDER_TIMEOUT_PER_FILE_S = 20  # batch and prepare over the whole folder
 
@@ -149,8 +150,12 @@ def judge(rc: int | None, out: str, err: str, names: list[str]) -> tuple[str, st
         return "ok", (out.strip().splitlines() or [""])[-1]
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     if len(errors) == 1 and any(n in errors[0] for n in names):
-        return "error", errors[0]
+        return ("internal" if _admits_bug(errors[0]) else "error"), errors[0]
     return "unclear", (err.strip().splitlines() or out.strip().splitlines() or [f"exit code {rc}"])[-1]
+
+
+def _admits_bug(message: str) -> bool:
+    return "internal error" in message or "unexpected error" in message
 
 
 def _names(path: Path) -> list[str]:
@@ -256,7 +261,8 @@ class FolderTarget:
                 else:
                     e = r.get("error", "")
                     named = str(path) in e or path.name in e
-                    found[path.stem] = ("error" if named and "\n" not in e else "unclear", e)
+                    verdict = ("internal" if _admits_bug(e) else "error") if named and "\n" not in e else "unclear"
+                    found[path.stem] = (verdict, e)
             return found
         index = out / "index.json"
         clips = json.loads(index.read_text()).get("clips", {}) if index.is_file() else {}
@@ -266,8 +272,8 @@ class FolderTarget:
         for line in (rejects.read_text(encoding="utf-8").splitlines() if rejects.is_file() else []):
             video, _, reason = line.partition("\t")
             stem = Path(video).stem
-            clean = not reason.startswith("unexpected error") and "\n" not in reason
-            found[stem] = ("error" if clean else "unclear", f"{video}: {reason}")
+            verdict = ("internal" if _admits_bug(reason) else "error") if "\n" not in reason else "unclear"
+            found[stem] = (verdict, f"{video}: {reason}")
         return found
 
 
@@ -277,6 +283,10 @@ TARGETS: dict[str, Target] = {
     "dub": CommandTarget("dub", _dub_argv),
     "batch": FolderTarget("batch"),
 }
+
+from fuzz_api import ApiTarget  # noqa: E402  (the studio server's HTTP API, in a module of its own)
+
+TARGETS["api"] = ApiTarget(Result)
 
 
 # ------------------------------------------------------------------------------------------------ the run

@@ -492,11 +492,22 @@ def main(argv: list[str] | None = None) -> int:
     except SynclipError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; run the same command again to go on", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug met on odd input: still one line, naming the inputs; --debug shows where
+        if args.debug:
+            raise
+        inputs = ", ".join(str(v) for k in ("video", "image", "audio", "inputs") if (v := getattr(args, k, None)))
+        print(f"error: internal error on {inputs or 'these inputs'}: {type(e).__name__}: {_one_line(e)} "
+              "(run again with --debug and report it)", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).splitlines())
 
 
 if __name__ == "__main__":

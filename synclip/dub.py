@@ -121,12 +121,18 @@ class FrameSource:
             return
         cache: list[bytes] = []
         need_cache = total is None or total > self.n
+        forward = self.n if total is None else min(total, self.n)
+        shown = 0
         for i, frame in enumerate(self.frames()):
-            if i >= (self.n if total is None else min(total, self.n)):
+            if i >= forward:
                 break
             if need_cache:
                 cache.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_CACHE_QUALITY])[1].tobytes())
             yield frame, self.squares[i]
+            shown += 1
+        if shown < forward and (shown == 0 or not need_cache):  # its headers promised more than it holds
+            raise MediaError(f"the video ended after {shown} of its {self.n} frames (damaged or cut short)",
+                             path=self.path, fix="re-export or re-download it, or dub a photo of the face instead")
         n, t = len(cache), len(cache)
         while need_cache and (total is None or t < total):
             src = pingpong(t, n)

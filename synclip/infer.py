@@ -8,6 +8,7 @@ audio leads the video; ``sync_video_audio(mode="shift")`` delays such audio by K
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -24,12 +25,14 @@ from .config import DataConfig
 from .dub import DubOptions, dub_video
 from .errors import CheckpointError, InputError, MediaError, NoFaceError, SynclipError
 from .face import FaceDetector, Track, crop, detect_tracks, detection_size, subject_squares
-from .lips import lip_window_embeddings
-from .mesh import MESH_INPUT_PX
+from .lips import LipTrack, dense_mesh, landmark_window_embeddings, lip_window_embeddings, scan_faces
+from .mesh import MESH_INPUT_PX, FaceMesh
 from .models.lipsync import LipSyncDims, LipSyncExpert
 from .models.syncnet import SyncExpert
 from .store import atomic_path, write_json_atomic
 from .sync import OffsetResult, audio_embeddings, offset_curve, window_valid
+
+log = logging.getLogger(__name__)
 
 MIN_TRACK_COVERAGE = 0.2  # tracks seen on fewer frames are passers-by, not candidates for the speaker
 FEATURE_BATCH_FRAMES = 64
@@ -168,14 +171,23 @@ class LipSyncInference:
         wav = self._load_audio(video, Path(audio_path) if audio_path else None, info)
         if A.is_silent(wav):
             raise MediaError("the audio is silent", path=audio_path or video, fix="give audio with speech in it")
-        tracks, squares = candidate_tracks(video, info, self.detector, self.data_cfg)
+        mesh_only = isinstance(self.expert.dims, LipSyncDims) and self.expert.dims.face_input == "landmarks"
+        if mesh_only:  # detection, tracking and the face mesh in one decoding pass
+            tracks = [t for t in scan_faces(video, info, self.detector, FaceMesh, self.data_cfg.face_pad)
+                      if t.coverage >= MIN_TRACK_COVERAGE]
+            squares = [subject_squares(t, self.data_cfg)[2] for t in tracks]
+        else:
+            tracks, squares = candidate_tracks(video, info, self.detector, self.data_cfg)
         if not tracks:
             raise NoFaceError("no face found in the video", path=video,
                               fix="use footage where a face is visible, frontal, and not tiny")
         n = min(len(s) for s in squares)
         squares = [s[:n] for s in squares]
         feats = A.features_for(wav[:A.frames_to_samples(n)], self.audio_feature)
-        if isinstance(self.expert.dims, LipSyncDims):  # face mesh per track (the dims: exports have them too)
+        if mesh_only:
+            meshed = [LipTrack(dense_mesh(t)[:n], None) for t in tracks]
+            faces, present = landmark_window_embeddings(self.expert, meshed, self.device)
+        elif isinstance(self.expert.dims, LipSyncDims):  # face mesh per track (the dims: exports have them too)
             scale = decode_scale(info, squares, MESH_INPUT_PX, oversample=1.0)  # the mesh sees 192 px at most
             size = detection_size(info.width, info.height)[1] if scale < 1 else None
             faces, present = lip_window_embeddings(self.expert, video, squares, self.device, size, scale)
@@ -184,9 +196,14 @@ class LipSyncInference:
             present = [~np.isnan(sq[:, 0]) for sq in squares]
         out = []
         for k, (t, seen, face) in enumerate(zip(tracks, present, faces)):
+            if len(face) == 0 or len(seen) < A.SYNC_FRAMES or not window_valid(torch.from_numpy(seen)).any():
+                continue  # the lips were never read in 5 frames running: nothing to score on this face
             res, score, best, ws = score_track(self.expert, face, seen, feats, self.max_offset, self.device)
             box = [round(float(v), 1) for v in np.nanmedian(t.boxes, axis=0)]
             out.append(TrackScore(k, t.coverage, res, score, best, ws, box))
+        if not out:
+            raise NoFaceError("the lips could not be read in any 5 frames running (0.2 s)", path=video,
+                              fix="use footage where a face is frontal, sharp and not tiny for a second or more")
         out.sort(key=lambda s: -s.result.confidence)
         return out, {"num_frames": n, "duration_s": n / A.VIDEO_FPS, "source_fps": info.fps}
 
@@ -297,6 +314,9 @@ class LipSyncInference:
                     row.update(ok=ok, output=str(target), message=msg)
             except SynclipError as e:
                 row["error"] = str(e)
+            except Exception as e:  # a bug met on an odd file must not stop the batch; the row says so
+                log.debug("unexpected failure on %s", video, exc_info=True)
+                row["error"] = f"{video}: internal error: {type(e).__name__}: {e} (report it, with this file)"
             rows.append(row)
             if progress:
                 progress(k + 1, len(items), row.get("error", ""))

@@ -77,7 +77,9 @@ class SyncExpert(nn.Module):
         return self.window_embed(self.frame_features(crops))
 
     def window_embed(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) frame features -> (B, T-4, D) unit-length window embeddings."""
+        """(B, T, D) frame features -> (B, T-4, D) unit-length window embeddings (none when T < 5)."""
+        if feats.shape[1] < A.SYNC_FRAMES:  # too short for one window (a damaged or 0.1-s video)
+            return feats.new_zeros(feats.shape[0], 0, self.dims.hidden_dim)
         y = self.face_temporal(feats.transpose(1, 2)).transpose(1, 2)
         return F.normalize(y, dim=-1)
 
