@@ -500,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug met on odd input: still one line, naming the inputs; --debug shows where
         if args.debug:
             raise
-        inputs = ", ".join(str(v) for k in ("video", "image", "audio", "inputs") if (v := getattr(args, k, None)))
+        inputs = ", ".join(str(v) for k in ("video", "image", "audio", "inputs", "videos", "text_file")
+                           if (v := getattr(args, k, None)))
         print(f"error: internal error on {inputs or 'these inputs'}: {type(e).__name__}: {_one_line(e)} "
               "(run again with --debug and report it)", file=sys.stderr)
         return 1

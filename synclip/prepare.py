@@ -53,12 +53,16 @@ def find_jobs(videos_dir: Path, audios_dir: Path) -> tuple[list[Job], list[Outco
     audios = {}
     if audios_dir.is_dir():
         for p in sorted(audios_dir.iterdir()):
-            if p.suffix.lower() in media.AUDIO_EXTS:
+            if p.suffix.lower() in media.AUDIO_EXTS and p.is_file():
                 audios.setdefault(p.stem, p)
     jobs: dict[str, Job] = {}
     rejects = []
     for p in sorted(videos_dir.iterdir()):
         if p.suffix.lower() not in media.VIDEO_EXTS or p.name.startswith("."):
+            continue
+        if not p.is_file():  # a folder, a broken or looping link, a pipe: nothing to read (a pipe would hang)
+            rejects.append(Outcome(p.stem, p, "rejected", "not a regular file (a folder, a broken link or a pipe); "
+                                   "replace it with the video file itself"))
             continue
         if p.stem in jobs:
             rejects.append(Outcome(p.stem, p, "rejected", f"another video is also named {p.stem!r} "
