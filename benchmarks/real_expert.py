@@ -151,7 +151,8 @@ def train_run(args, data: dict, ck_path: Path, device) -> tuple[LipSyncExpert, d
     source_of = {id(c): s for s in args.sources for c in data[s]["train"]}
     train = [to_train_clip(c, source_of[id(c)], template, pixels) for c in train_raw]
     add_audio_variants(train, [c.wav for c in train_raw], args.audio_variants)
-    dims = LipSyncDims(face_input=args.face_input, hidden_dim=args.hidden, context_frames=args.context)
+    dims = LipSyncDims(face_input=args.face_input, hidden_dim=args.hidden, context_frames=args.context,
+                       temporal=args.temporal)
     model = LipSyncExpert(dims)
     model.template.copy_(torch.from_numpy(template))
     model.lip_scale.copy_(lip_scale(train))
@@ -189,6 +190,8 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--context", type=int, default=0, help="frames of context each side sees (odd; 0 = none)")
+    p.add_argument("--temporal", default="conv", choices=["conv", "transformer"],
+                   help="the expert's 5-frame window model (models/temporal.py)")
     p.add_argument("--audio-variants", type=int, default=3, help="augmented copies of each clip's audio")
     p.add_argument("--train-fraction", type=float, default=1.0, help="use this share of the training clips")
     p.add_argument("--checkpoint", default="", help="where to write the expert (default: beside the results)")
