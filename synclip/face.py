@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -157,6 +157,7 @@ class Track:
     scores: np.ndarray  # (T,)
     keypoints: np.ndarray  # (T, 6, 2)
     last_seen: int = -1
+    mesh: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> face-mesh landmarks, where one was run
 
     @classmethod
     def empty(cls, num_frames: int) -> "Track":
@@ -185,22 +186,25 @@ class FaceTracker:
         self.max_lost = max_lost_frames
         self.tracks: list[Track] = []
 
-    def update(self, frame_index: int, detections: list[Detection]) -> None:
+    def update(self, frame_index: int, detections: list[Detection]) -> list[Track]:
+        """Link one frame's detections; returns the track each detection joined (in their order)."""
         live = [t for t in self.tracks if frame_index - t.last_seen <= self.max_lost]
         pairs = sorted(((iou(t.boxes[t.last_seen], d.box), ti, di) for ti, t in enumerate(live)
                         for di, d in enumerate(detections)), reverse=True)
-        used_t, used_d = set(), set()
+        joined: dict[int, Track] = {}
+        used_t = set()
         for overlap, ti, di in pairs:
-            if overlap < TRACK_MIN_IOU or ti in used_t or di in used_d:
+            if overlap < TRACK_MIN_IOU or ti in used_t or di in joined:
                 continue
             used_t.add(ti)
-            used_d.add(di)
+            joined[di] = live[ti]
             self._put(live[ti], frame_index, detections[di])
         for di, det in enumerate(detections):
-            if di not in used_d:
-                track = Track.empty(self.num_frames)
-                self._put(track, frame_index, det)
-                self.tracks.append(track)
+            if di not in joined:
+                joined[di] = Track.empty(self.num_frames)
+                self._put(joined[di], frame_index, det)
+                self.tracks.append(joined[di])
+        return [joined[di] for di in range(len(detections))]
 
     @staticmethod
     def _put(track: Track, i: int, det: Detection) -> None:
@@ -225,7 +229,7 @@ class FaceTracker:
             kps = np.full((num_frames, NUM_KEYPOINTS, 2), np.nan)
             scores = np.zeros(num_frames)
             boxes[:n], kps[:n], scores[:n] = t.boxes[:n], t.keypoints[:n], t.scores[:n]
-            track = Track(boxes, scores, kps, t.last_seen)
+            track = Track(boxes, scores, kps, t.last_seen, {i: m for i, m in t.mesh.items() if i < num_frames})
             if track.present.sum() >= min_frames:
                 out.append(track)
         return sorted(out, key=lambda t: -t.coverage * t.mean_area)
@@ -256,6 +260,7 @@ def merge_returning(tracks: list[Track]) -> list[Track]:
                 keep = ~np.isnan(t.boxes[:n, 0])
                 m.boxes[:n][keep], m.scores[:n][keep] = t.boxes[:n][keep], t.scores[:n][keep]
                 m.keypoints[:n][keep] = t.keypoints[:n][keep]
+                m.mesh.update(t.mesh)
                 m.last_seen = max(m.last_seen, t.last_seen)
                 break
         else:

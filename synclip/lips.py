@@ -1,8 +1,11 @@
-"""Face tracks -> the face mesh of each tracked face, frame by frame (one decoding pass for all faces).
+"""Face tracks -> the face mesh of each tracked face, frame by frame.
 
-Used alike by the corpus extraction (training) and by scoring, so the expert sees at scoring time exactly
-what it saw in training: the crop square of ``face.square_boxes`` (mouth at 70% of the height), the mesh run
-on that crop at ``mesh.MESH_INPUT_PX``, and (for the pixel branch) the same crop at the model's input size.
+Two ways in. :func:`mesh_tracks` runs the mesh over known tracks (a second decoding pass after detection): the
+corpus extraction (training) and the pixel branch use it, since they need the smoothed crop squares of
+``face.subject_squares``. :func:`scan_faces` detects, tracks and meshes in one decoding pass, on the crop
+square of each frame's own detection: scoring with the landmark expert needs nothing else, and decoding is a
+third of scoring's time. The crop's placement does not reach the expert: ``mesh.lip_features`` maps every
+frame onto a template head by a similarity fit, so only the mesh's shape counts.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import torch
 
 from . import media
 from .alloc import trim_heap
-from .face import crop
+from .face import FaceTracker, Track, crop, square_boxes
 from .mesh import MESH_INPUT_PX, NUM_LANDMARKS
 
 TRIM_EVERY_FRAMES = 64
+SCAN_MAX_SIDE_PX = 1920  # larger frames are decoded at this size for the one-pass scan (faces stay > 192 px)
 
 
 @dataclass
@@ -67,6 +71,52 @@ def mesh_tracks(video: Path, squares: list[np.ndarray], mesh_factory: Callable, 
     return [LipTrack(lms[k], crops[k] if crops else None) for k in range(len(squares))]
 
 
+def scan_faces(video: Path, info: media.VideoInfo, detector, mesh_factory: Callable, pad: float) -> list[Track]:
+    """One decoding pass: the faces of every frame, linked into tracks (as ``face.detect_tracks`` gives them),
+    each tracked face meshed on its detection's crop square (``pad`` as ``DataConfig.face_pad``). A track's
+    ``mesh`` maps frame -> (468, 3) landmarks in units of that frame's crop side."""
+    k = min(1.0, SCAN_MAX_SIDE_PX / max(info.width, info.height))
+    size = None if k == 1.0 else (2 * round(info.width * k / 2), 2 * round(info.height * k / 2))
+    tracker = FaceTracker(info.num_frames)
+    meshes: dict[int, tuple[Track, object]] = {}  # id(track) -> (track, its mesh, which follows that face)
+    n = 0
+    frames = media.iter_frames(video, size=size)
+    try:
+        for i, frame in enumerate(frames):
+            dets = detector.detect(frame)
+            squares = [square_boxes(d.box[None], pad, None if d.keypoints is None else d.keypoints[None])[0]
+                       for d in dets]
+            for d in dets:  # the tracker works in source pixels
+                d.box = d.box / k
+                d.keypoints = None if d.keypoints is None else d.keypoints / k
+            for sq, track in zip(squares, tracker.update(i, dets)):
+                if id(track) not in meshes:
+                    meshes[id(track)] = (track, mesh_factory())
+                found = meshes[id(track)][1].run(crop(frame, sq, MESH_INPUT_PX))
+                if found is not None:
+                    track.mesh[i] = found
+            n = i + 1
+            if n % TRIM_EVERY_FRAMES == 0:
+                for key, (track, mesh) in list(meshes.items()):  # a face gone for good frees its mesh
+                    if i - track.last_seen > tracker.max_lost:
+                        mesh.close()
+                        del meshes[key]
+                trim_heap()
+    finally:
+        frames.close()
+        for _, mesh in meshes.values():
+            mesh.close()
+    return tracker.finish(n, min_frames=min(3, n))
+
+
+def dense_mesh(track: Track) -> np.ndarray:
+    """A scanned track's landmarks as (T, 468, 3) float32, NaN rows where the mesh was not found."""
+    out = np.full((len(track.boxes), NUM_LANDMARKS, 3), np.nan, np.float32)
+    for i, lm in track.mesh.items():
+        out[i] = lm
+    return out
+
+
 def lip_track(video: Path, info: media.VideoInfo, detector, mesh_factory: Callable,
               crop_px: int | None = None) -> LipTrack | None:
     """The subject's (best) face track of a video, meshed; None when no face is found."""
@@ -86,10 +136,21 @@ def lip_window_embeddings(model, video: Path, squares: list[np.ndarray], device:
                           ) -> tuple[list[torch.Tensor], list[np.ndarray]]:
     """The real-footage expert's face side for every track: (T-4, D) window embeddings, and (T,) flags of the
     frames where the mesh was found (a frame without one cannot vouch for its window)."""
-    from .mesh import FaceMesh, lip_features
+    from .mesh import FaceMesh
 
     size = model.dims.input_size if model.uses_pixels else None
     tracks = mesh_tracks(video, squares, FaceMesh, crop_px=size, decode_size=decode_size, scale=scale)
+    return landmark_window_embeddings(model, tracks, device)
+
+
+@torch.no_grad()
+def landmark_window_embeddings(model, tracks: list[LipTrack], device: torch.device
+                               ) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+    """Meshed tracks (crops too, for a pixel branch) -> the expert's (T-4, D) window embeddings and (T,) flags
+    of the frames where the mesh was found."""
+    from .mesh import lip_features
+
+    size = model.dims.input_size if model.uses_pixels else None
     template = model.template.cpu().numpy()
     embeddings, present = [], []
     for tr in tracks:
