@@ -163,6 +163,29 @@ def test_mesh_mouth_opens_with_speech_on_a_real_clip():
     assert np.corrcoef(opening[ok], env[ok])[0, 1] > 0.2  # mouth open while sound is loud
 
 
+
+def test_one_pass_scan_reads_the_same_mouth_as_the_two_pass_mesh():
+    """Scoring's single decoding pass (mesh on each frame's own detection square) against the smoothed-square
+    mesh that training data is made with: the same face, the same mouth motion."""
+    from synclip import media
+    from synclip.config import DataConfig
+    from synclip.face import FaceDetector
+    from synclip.lips import dense_mesh, lip_track, scan_faces
+    from synclip.mesh import FaceMesh
+
+    video = real_media("video") / "pcavs_Input_00098.mp4"
+    info = media.probe_video(video)
+    with FaceDetector() as det:
+        two_pass = lip_track(video, info, det, FaceMesh)
+        tracks = scan_faces(video, info, det, FaceMesh, DataConfig().face_pad)
+    assert len(tracks) == 1 and len(tracks[0].boxes) == len(two_pass.landmarks)
+    one_pass = dense_mesh(tracks[0])
+    ok = two_pass.present & ~np.isnan(one_pass[:, 0, 0])
+    assert ok.mean() > 0.95
+    a, b = mouth_opening(two_pass.landmarks)[ok], mouth_opening(one_pass)[ok]
+    assert np.corrcoef(a, b)[0, 1] > 0.9
+    assert np.abs(a - b).mean() < 0.3 * a.std()  # the same scale-free opening, not merely correlated
+
 def test_scoring_runs_the_mesh_path_for_a_lip_expert(synth_dir, tmp_path):
     """A (random) landmark expert through LipSyncInference: mesh per track, embeddings, an offset curve."""
     from synclip.checkpoint import save_checkpoint
