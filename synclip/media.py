@@ -312,23 +312,30 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE_HZ) -> np.ndarra
     with _open_input(path) as container:
         if not container.streams.audio:
             raise NoAudioError("has no audio track", path=path, fix=fix)
-        resampler, source = None, None
-        for frame in _decoded(container, container.streams.audio[0], path):
-            # A resampler is fixed to its first frame's rate and layout, and spliced files
-            # (mp3s above all) can change them mid-stream: drain it and start a new one.
-            if (frame.sample_rate, frame.layout.name, frame.format.name) != source:
-                if resampler is not None:
-                    chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-                # swresample's stereo->mono sums at -3 dB each (a full-scale tone comes out at
-                # 1.41); rematrix_maxval=1 scales the mix to a plain average, so nothing clips.
-                resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate,
-                                              options={"rematrix_maxval": "1.0"})
-                source = (frame.sample_rate, frame.layout.name, frame.format.name)
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-        if resampler is not None:
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]  # the tail
+        try:
+            resampler, source = None, None
+            for frame in _decoded(container, container.streams.audio[0], path):
+                # A resampler is fixed to its first frame's rate and layout, and spliced files
+                # (mp3s above all) can change them mid-stream: drain it and start a new one.
+                if (frame.sample_rate, frame.layout.name, frame.format.name) != source:
+                    if resampler is not None:
+                        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+                    # swresample's stereo->mono sums at -3 dB each (a full-scale tone comes out at
+                    # 1.41); rematrix_maxval=1 scales the mix to a plain average, so nothing clips.
+                    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate,
+                                                  options={"rematrix_maxval": "1.0"})
+                    source = (frame.sample_rate, frame.layout.name, frame.format.name)
+                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            if resampler is not None:
+                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]  # the tail
+        except av.error.FFmpegError as e:  # e.g. 32 channels: swresample knows no layout to mix them down
+            stream = container.streams.audio[0]
+            raise MediaError(f"its audio ({stream.channels} channels, {stream.rate} Hz) could not be converted "
+                             f"to mono ({e})", path=path, fix="convert it to a mono or stereo wav first") from e
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if audio.size == 0:
         raise MediaError("no audio samples could be decoded", path=path, fix=_FIX_READABLE)
-    # Lossy decoders overshoot full scale slightly on clipped sources.
+    # Lossy decoders overshoot full scale slightly on clipped sources; float wavs may hold NaN or inf samples
+    # (a broken export), which would poison every feature downstream: silence and full scale instead.
+    audio = np.nan_to_num(audio, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
     return np.clip(audio, -1.0, 1.0).astype(np.float32, copy=False)

@@ -172,7 +172,7 @@ def _run_job(job: Job, cfg: DataConfig, out_dir: Path, signature: dict) -> Outco
         where = f"{e.path}: " if e.path is not None and e.path != job.video else ""
         return Outcome(job.name, job.video, "rejected", f"{where}{e.reason}" + (f" ({e.fix})" if e.fix else ""))
     except Exception as e:  # a bug or an odd file must not stop the batch; the reason is kept
-        log.exception("unexpected failure on %s", job.video)
+        log.debug("unexpected failure on %s", job.video, exc_info=True)  # the traceback only with --debug
         return Outcome(job.name, job.video, "rejected", f"unexpected error: {type(e).__name__}: {e}")
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from synclip import audio as A
 from synclip import media, tts
@@ -94,18 +93,12 @@ def test_voices_and_engines_are_listed():
 
 @pytest.fixture(scope="module")
 def tiny_generator(tmp_path_factory) -> Path:
-    from synclip.checkpoint import save_checkpoint
-    from synclip.config import load_config
-    from synclip.models.generator import Generator, GeneratorDims
-    from synclip.models.syncnet import SyncDims, SyncExpert
+    import sys
 
-    torch.manual_seed(0)
-    sd, gd = SyncDims(input_size=96, hidden_dim=16, num_layers=2, base_channels=4), GeneratorDims(input_size=96, base_channels=4)
-    path = tmp_path_factory.mktemp("say_gen") / "gen.pth"
-    save_checkpoint(path, kind="generator", config=load_config(None).to_dict(), dims=gd.to_dict(),
-                    state_dict=Generator(gd).state_dict(),
-                    extra={"expert": {"dims": sd.to_dict(), "state_dict": SyncExpert(sd).state_dict()}})
-    return path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from fuzz_media import tiny_generator  # the untrained generator the fuzz run dubs with
+
+    return tiny_generator(tmp_path_factory.mktemp("say_gen") / "gen.pth")
 
 
 def test_say_cli_keeps_the_wav_beside_the_mp4(tiny_generator, synth_dir, tmp_path, capsys):
