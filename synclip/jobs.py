@@ -270,7 +270,7 @@ class JobQueue:
                 if self._stopping:
                     return
                 job = self._jobs[self._waiting.popleft()]
-                job.status, job.started = "running", time.time()
+                job.status, job.stage, job.started = "running", "starting", time.time()
                 job.version += 1
                 self._save(job)
             self._run(job)

@@ -67,7 +67,7 @@ def create_app(settings: StudioSettings, work=None) -> FastAPI:
         return HTMLResponse((WEB_DIR / "index.html").read_text(encoding="utf-8"))
 
     @app.get("/static/{name}", include_in_schema=False)
-    def static(name: str) -> FileResponse:
+    def static_file(name: str) -> FileResponse:
         if name not in STATIC:
             raise ApiError(404, f"no static file {name!r}")
         return FileResponse(WEB_DIR / name, media_type=STATIC[name])
@@ -195,6 +195,9 @@ class _UploadFolder:
         self.queue = queue
 
     def __enter__(self) -> tuple[str, Path]:
+        if self.queue.waiting() >= self.queue.max_waiting:  # before the upload is stored (submit checks again)
+            raise ApiError(503, f"the queue is full ({self.queue.max_waiting} jobs waiting); try again when a "
+                                "job has finished", headers={"Retry-After": "5"})
         self.job_id, folder = self.queue.new_folder()
         return self.job_id, folder
 
@@ -209,15 +212,17 @@ class _UploadFolder:
 def _take_source(upload: UploadFile, folder: Path, settings: StudioSettings, field: str,
                  allowed: tuple[str, ...]) -> tuple[str, str]:
     """Save a presenter video/photo as source.<ext>, check it decodes and its length; (file name, kind)."""
-    path = save_upload(upload, folder, "source", allowed, settings.max_upload_mb, field)
-    kind = probe_source(path, _display(upload.filename), settings.max_media_s)
+    shown = _display(upload.filename)
+    path = save_upload(upload, folder, "source", allowed, settings.max_upload_mb, f"{field} {shown}")
+    kind = probe_source(path, shown, settings.max_media_s)
     return path.name, kind
 
 
 def _take_audio(upload: UploadFile, folder: Path, settings: StudioSettings) -> str:
+    shown = _display(upload.filename)
     path = save_upload(upload, folder, "audio", media.AUDIO_EXTS + media.VIDEO_EXTS, settings.max_upload_mb,
-                       "audio")
-    probe_audio_s(path, _display(upload.filename), settings.max_media_s)
+                       f"audio {shown}")
+    probe_audio_s(path, shown, settings.max_media_s)
     return path.name
 
 

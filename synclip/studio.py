@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import audio as A
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, SynclipError
 from .jobs import Job, Progress
 from .store import write_json_atomic
 
@@ -108,11 +108,14 @@ class Studio:
         return stages + ([("score", 2.0)] if self.settings.score_results else [])
 
     def run(self, job: Job, folder: Path, progress: Progress) -> dict:
-        if job.kind == "score":
-            return self._score_job(job, folder, progress)
-        if job.kind == "dub":
-            return self._dub_job(job, folder, progress)
-        raise InputError(f"unknown job kind {job.kind!r}")
+        try:
+            if job.kind == "score":
+                return self._score_job(job, folder, progress)
+            if job.kind == "dub":
+                return self._dub_job(job, folder, progress)
+            raise InputError(f"unknown job kind {job.kind!r}")
+        except SynclipError as e:
+            raise _as_uploaded(e, job, folder) from e
 
     # ---- models -----------------------------------------------------------------------------------------
     def _generator(self):
@@ -169,6 +172,15 @@ class Studio:
         _, details = scorer.compute_sync_score(folder / p["source"], audio)
         write_json_atomic(folder / "report.json", sync_report(details))
         return {"report": "report.json"}
+
+
+def _as_uploaded(e: SynclipError, job: Job, folder: Path) -> SynclipError:
+    """The error naming the file as the client uploaded it, not the server's copy in the job folder."""
+    names = {job.params.get("source"): job.params.get("source_name"), job.params.get("audio"):
+             job.params.get("audio_name"), "speech.wav": "the spoken text", "result.mp4": "the dubbed result"}
+    if e.path is None or e.path.parent != folder or not names.get(e.path.name):
+        return e
+    return type(e)(e.reason, path=names[e.path.name], fix=e.fix)
 
 
 def _speak(text: str, lang: str, out_wav: Path, voice: str | None, rate: float) -> Path:

@@ -52,30 +52,33 @@ class BodyLimit:
                 while (await receive()).get("more_body"):
                     pass
             return await _send_json(send, 413, _too_large(self.max_mb))
-        seen, over = 0, False
+        seen, over, answered = 0, False, False
 
         async def counted():
             nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > self.max_bytes:  # the app sees the client leave and gives up on the body
                     over = True
                     return {"type": "http.disconnect"}
             return message
 
         async def guarded(message):
+            nonlocal answered
             if not over:
                 await send(message)
-            elif message["type"] == "http.response.start":
+            elif message["type"] == "http.response.start" and not answered:
+                answered = True
                 await _send_json(send, 413, _too_large(self.max_mb))
 
-        await self.app(scope, counted, guarded)
-        if over:  # the app gave up on a body that stopped early, maybe without answering
-            try:
-                await _send_json(send, 413, _too_large(self.max_mb))
-            except Exception:  # noqa: BLE001  (already answered, or the client left)
-                pass
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not over:
+                raise
+        if over and not answered:
+            await _send_json(send, 413, _too_large(self.max_mb))
 
 
 async def _send_json(send, status: int, body: bytes) -> None:
@@ -85,21 +88,21 @@ async def _send_json(send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def allowed_suffix(filename: str | None, allowed: tuple[str, ...], field: str) -> str:
+def allowed_suffix(filename: str | None, allowed: tuple[str, ...], shown: str) -> str:
     """The extension of a client's file name when it is one of ``allowed``; else ApiError 422."""
     name = (filename or "").strip()
     dot = name.rfind(".")
     ext = name[dot:].lower() if dot >= 0 else ""
     if ext not in allowed:
-        shown = repr(ext) if ext else "no extension"
-        raise ApiError(422, f"field '{field}': file type {shown} is not accepted; send one of "
-                            f"{' '.join(allowed)}")
+        kind = f"type {ext!r}" if ext else "name has no extension, so its type"
+        raise ApiError(422, f"{shown}: file {kind} is not accepted here; send one of {' '.join(allowed)}")
     return ext
 
 
-def save_upload(upload, folder: Path, role: str, allowed: tuple[str, ...], max_mb: float, field: str) -> Path:
-    """Copy an upload to ``folder/<role><ext>`` (temp name, then rename); 413 past ``max_mb``, 422 when empty."""
-    target = folder / f"{role}{allowed_suffix(upload.filename, allowed, field)}"
+def save_upload(upload, folder: Path, role: str, allowed: tuple[str, ...], max_mb: float, shown: str) -> Path:
+    """Copy an upload to ``folder/<role><ext>`` (temp name, then rename); 413 past ``max_mb``, 422 when empty.
+    ``shown``: how errors name the file (the field and the client's name, for showing only)."""
+    target = folder / f"{role}{allowed_suffix(upload.filename, allowed, shown)}"
     tmp = folder / f".{role}.upload.tmp"
     limit, size = int(max_mb * 2**20), 0
     try:
@@ -107,11 +110,11 @@ def save_upload(upload, folder: Path, role: str, allowed: tuple[str, ...], max_m
             while chunk := upload.file.read(COPY_CHUNK_BYTES):
                 size += len(chunk)
                 if size > limit:
-                    raise ApiError(413, f"field '{field}': the file is larger than the limit of {max_mb:g} MB "
+                    raise ApiError(413, f"{shown}: the file is larger than the limit of {max_mb:g} MB "
                                         "(send a smaller file, or start the server with a larger --max-upload-mb)")
                 out.write(chunk)
         if size == 0:
-            raise ApiError(422, f"field '{field}': the file is empty (0 bytes); send the whole file")
+            raise ApiError(422, f"{shown}: the file is empty (0 bytes); send the whole file")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

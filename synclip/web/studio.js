@@ -11,7 +11,7 @@ const TEXT = {
     submit: "Start", cancel: "Cancel", source: "Source", result: "Result", jobs: "Jobs",
     download_video: "Download video", download_speech: "Download speech (wav)", download_report: "Download sync report",
     need_face: "Choose a presenter video or photo first.", need_speech: "Drop a voice recording or paste a script.",
-    need_video: "Choose a video to score.", uploading: "Uploading...", queued: "Queued", running: "Running",
+    need_video: "Choose a video to score.", uploading: "Uploading...", queued: "Queued", running: "Running", starting: "Starting",
     speech: "Speaking the text", load: "Loading models", dub: "Dubbing", score: "Scoring lip sync",
     done: "Done", failed: "Failed", cancelled: "Cancelled", eta: (s) => `about ${s} s left`,
     summary: (r) => `Sync score ${r.score.toFixed(2)} (${r.score >= 0.5 ? "in sync" : "not in sync"}), ` +
@@ -29,7 +29,7 @@ const TEXT = {
     submit: "开始", cancel: "取消", source: "原视频", result: "生成结果", jobs: "任务",
     download_video: "下载视频", download_speech: "下载语音（wav）", download_report: "下载同步报告",
     need_face: "请先选择主播视频或照片。", need_speech: "请拖入语音文件或粘贴文稿。",
-    need_video: "请选择要评估的视频。", uploading: "正在上传…", queued: "排队中", running: "运行中",
+    need_video: "请选择要评估的视频。", uploading: "正在上传…", queued: "排队中", running: "运行中", starting: "正在启动",
     speech: "正在合成语音", load: "正在加载模型", dub: "正在生成口型", score: "正在评估口型同步",
     done: "完成", failed: "失败", cancelled: "已取消", eta: (s) => `约剩 ${s} 秒`,
     summary: (r) => `同步得分 ${r.score.toFixed(2)}（${r.score >= 0.5 ? "同步" : "不同步"}），` +
