@@ -334,7 +334,26 @@ def _images(c: Corpus, frame: np.ndarray, rng) -> None:
               cv2.imencode(".png", cv2.resize(bgr, (w, h)))[1].tobytes())
     c.add("img_grey16", "image", "odd pixel format", ".png",
           cv2.imencode(".png", (cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257))[1].tobytes())
-    c.add("img_rgba", "image", "odd pixel format", ".png", cv2.imencode(".png", cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))[1].tobytes())
+    c.add("img_rgba", "image", "odd pixel format", ".png",
+          cv2.imencode(".png", cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))[1].tobytes())
     c.add("img_mp4_as_jpg", "image", "wrong extension", ".jpg", (c.folder / "base/videos/face.mp4").read_bytes())
     c.add("img_text", "image", "not media", ".jpg", b"not an image")
     c.add("img_folder", "image", "not a file", ".jpg").mkdir(exist_ok=True)
+
+
+def tiny_generator(path: Path) -> Path:
+    """An untrained generator checkpoint small enough to run every file through dub in seconds."""
+    import torch
+
+    from synclip.checkpoint import save_checkpoint
+    from synclip.config import load_config
+    from synclip.models.generator import Generator, GeneratorDims
+    from synclip.models.syncnet import SyncDims, SyncExpert
+
+    torch.manual_seed(0)
+    sd = SyncDims(input_size=96, hidden_dim=16, num_layers=2, base_channels=4)
+    gd = GeneratorDims(input_size=96, base_channels=4)
+    save_checkpoint(path, kind="generator", config=load_config(None).to_dict(), dims=gd.to_dict(),
+                    state_dict=Generator(gd).state_dict(),
+                    extra={"expert": {"dims": sd.to_dict(), "state_dict": SyncExpert(sd).state_dict()}})
+    return path

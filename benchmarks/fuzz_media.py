@@ -36,7 +36,7 @@ from typing import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, save_result  # noqa: E402
-from fuzz_corpus import Case, make_corpus  # noqa: E402
+from fuzz_corpus import Case, make_corpus, tiny_generator  # noqa: E402
 
 OUTCOMES = ("ok", "error", "internal", "unclear", "traceback", "hang", "crash", "missing")
 CALL_TIMEOUT_S = 90  # one file through one command (a 2-s clip takes a few seconds; more means stuck)
@@ -292,23 +292,6 @@ TARGETS["api"] = ApiTarget(Result)
 # ------------------------------------------------------------------------------------------------ the run
 
 
-def tiny_generator(path: Path) -> Path:
-    """An untrained generator checkpoint small enough to run every file through dub in seconds."""
-    import torch
-
-    from synclip.checkpoint import save_checkpoint
-    from synclip.config import load_config
-    from synclip.models.generator import Generator, GeneratorDims
-    from synclip.models.syncnet import SyncDims, SyncExpert
-
-    torch.manual_seed(0)
-    sd, gd = SyncDims(input_size=96, hidden_dim=16, num_layers=2, base_channels=4), GeneratorDims(input_size=96, base_channels=4)
-    save_checkpoint(path, kind="generator", config=load_config(None).to_dict(), dims=gd.to_dict(),
-                    state_dict=Generator(gd).state_dict(),
-                    extra={"expert": {"dims": sd.to_dict(), "state_dict": SyncExpert(sd).state_dict()}})
-    return path
-
-
 def summarise(results: list[Result], cases: list[Case], seconds: float) -> dict:
     by_target = {t: dict(collections.Counter(r.outcome for r in results if r.target == t))
                  for t in dict.fromkeys(r.target for r in results)}
@@ -335,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated, of {', '.join(TARGETS)}")
     p.add_argument("--limit", type=int, help="only the first N cases of each role (a quick look)")
-    p.add_argument("--only", help="only cases whose name contains this")
+    p.add_argument("--only", help="only cases whose name contains one of these (comma-separated)")
     p.add_argument("--keep", help="build the corpus and outputs in this folder and keep them")
-    p.add_argument("--out", default=str(RESULTS / "fuzz_media.json"))
+    p.add_argument("--out", help=f"results JSON (default: {RESULTS / 'fuzz_media.json'} for a whole run, "
+                                  "none for --limit or --only)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -352,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cases = make_corpus(root / "corpus")
         if args.only:
-            cases = [c for c in cases if args.only in c.name]
+            cases = [c for c in cases if any(part in c.name for part in args.only.split(","))]
         if args.limit:
             per_role = collections.Counter()
             cases = [c for c in cases if (per_role.update([c.role]) or per_role[c.role] <= args.limit)]
@@ -374,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(summary)
     for r in summary["not_clean"]:
         print(f"  {r['target']} {r['outcome']}: {r['case']}: {r['message'][:200]}")
-    if not (args.limit or args.only):
-        save_result(args.out, summary)
+    if args.out or not (args.limit or args.only):
+        save_result(args.out or RESULTS / "fuzz_media.json", summary)
     return 0 if not summary["not_clean"] else 1
 
 

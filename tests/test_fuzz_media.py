@@ -35,7 +35,7 @@ def _one_error_naming(proc: subprocess.CompletedProcess, path: Path) -> str:
 @pytest.fixture(scope="module")
 def tiny_generator(tmp_path_factory) -> Path:
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from fuzz_media import tiny_generator  # an untrained generator: dub's plumbing, in seconds
+    from fuzz_corpus import tiny_generator  # an untrained generator: dub's plumbing, in seconds
 
     return tiny_generator(tmp_path_factory.mktemp("gen") / "gen.pth")
 

@@ -96,7 +96,7 @@ def tiny_generator(tmp_path_factory) -> Path:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from fuzz_media import tiny_generator  # the untrained generator the fuzz run dubs with
+    from fuzz_corpus import tiny_generator  # the untrained generator the fuzz run dubs with
 
     return tiny_generator(tmp_path_factory.mktemp("say_gen") / "gen.pth")
 
