@@ -66,11 +66,6 @@ def hostile(synth_dir, tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def test_score_of_a_cut_short_video_is_one_line(hostile, tmp_path):
-    path = hostile["cut_short.mp4"]
-    _one_error_naming(_run("score", str(path), cwd=tmp_path), path)
-
-
 def test_dub_to_a_damaged_wav_is_one_line(hostile, synth_dir, tiny_generator, tmp_path):
     path = hostile["bad.wav"]
     proc = _run("dub", "--video", str(synth_dir / "videos" / "synth_0000.mp4"), "--audio", str(path),
