@@ -233,7 +233,8 @@ class FolderTarget:
             argv = ["prepare", "--videos", str(src_videos), "--audios", str(group[0].path.parent if role == "audio"
                                                                              else audios),
                     "--out", str(out), "--workers", "1", "--quiet"]
-        rc, text_out, err, secs = ctx.worker.call(argv, FOLDER_TIMEOUT_PER_FILE_S * len(group) + 60)
+        files = len(list(src_videos.iterdir()))  # the whole folder is read, however few cases were picked
+        rc, text_out, err, secs = ctx.worker.call(argv, FOLDER_TIMEOUT_PER_FILE_S * files + 60)
         whole, whole_msg = judge(rc, text_out, err, [str(src_videos)])
         print(f"  {self.name:8s} {role} folder of {len(group)}: exit {rc}, {whole} in {secs:.0f}s {whole_msg[:150]}",
               flush=True)
