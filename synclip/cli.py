@@ -345,19 +345,25 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train one stage or both; under torchrun every process runs this, and rank 0 alone prints."""
+    from .distributed import shutdown
     from .train import run_stage
 
     if args.data:
         args.set.append(f"data.processed_dir={args.data}")
     cfg = _config(args)
     stage = args.stage or cfg.training.stage
-    for kind in (["sync", "generator"] if stage == "both" else [stage]):
-        print(f"=== Training stage: {kind} ===")
-        result = run_stage(cfg, kind, resume=args.resume, report=print, progress=not args.quiet)
-        if result.interrupted:
-            return 130
-        print(f"Best model: {result.best_path}")
-    return 0
+    say = print if os.environ.get("RANK", "0") == "0" else (lambda *a: None)
+    try:
+        for kind in (["sync", "generator"] if stage == "both" else [stage]):
+            say(f"=== Training stage: {kind} ===")
+            result = run_stage(cfg, kind, resume=args.resume, report=say, progress=not args.quiet)
+            if result.interrupted:
+                return 130
+            say(f"Best model: {result.best_path}")
+        return 0
+    finally:
+        shutdown()
 
 
 def cmd_tune_expert(args: argparse.Namespace) -> int:
@@ -476,7 +482,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         **{k: v for k, v in given.items() if v is not None})
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"synclip studio on http://{host}:{args.port}/  (jobs in {settings.data_dir}/jobs; Ctrl+C stops)")
-    serve(settings, args.host, args.port, log_level="info" if args.debug else "warning")
+    try:
+        serve(settings, args.host, args.port, log_level="info" if args.debug else "warning")
+    except KeyboardInterrupt:  # uvicorn stops cleanly on Ctrl+C, then raises it again
+        pass
+    print("studio stopped; finished jobs stay in " + str(settings.data_dir / "jobs"))
     return 0
 
 

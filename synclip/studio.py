@@ -180,7 +180,8 @@ def _as_uploaded(e: SynclipError, job: Job, folder: Path) -> SynclipError:
              job.params.get("audio_name"), "speech.wav": "the spoken text", "result.mp4": "the dubbed result"}
     if e.path is None or e.path.parent != folder or not names.get(e.path.name):
         return e
-    return type(e)(e.reason, path=names[e.path.name], fix=e.fix)
+    shown = names[e.path.name]
+    return type(e)(e.reason.replace(str(e.path), shown), path=shown, fix=e.fix)
 
 
 def _speak(text: str, lang: str, out_wav: Path, voice: str | None, rate: float) -> Path:

@@ -121,9 +121,10 @@ def save_upload(upload, folder: Path, role: str, allowed: tuple[str, ...], max_m
     return target
 
 
-def _refused(shown: str, e: SynclipError) -> ApiError:
+def _refused(shown: str, e: SynclipError, path: Path) -> ApiError:
+    """422 naming the file as uploaded; a decoder's message that quotes the server's copy quotes the upload."""
     fix = f" ({e.fix})" if e.fix else ""
-    return ApiError(422, f"{shown}: {e.reason}{fix}")
+    return ApiError(422, f"{shown}: {e.reason}{fix}".replace(str(path), shown))
 
 
 def probe_source(path: Path, shown: str, max_s: float) -> str:
@@ -134,7 +135,7 @@ def probe_source(path: Path, shown: str, max_s: float) -> str:
             return "image"
         info = media.probe_video(path)
     except SynclipError as e:
-        raise _refused(shown, e) from e
+        raise _refused(shown, e, path) from e
     except Exception as e:  # noqa: BLE001  (a decoder's own error on a hostile file: still a clean refusal)
         raise ApiError(422, f"{shown}: the file could not be decoded ({type(e).__name__}); check it is a "
                             "complete video or photo, or re-export it") from e
@@ -164,7 +165,7 @@ def probe_audio_s(path: Path, shown: str, max_s: float) -> float:
         try:
             seconds = len(media.read_audio(path)) / SAMPLE_RATE_HZ
         except SynclipError as e:
-            raise _refused(shown, e) from e
+            raise _refused(shown, e, path) from e
     if seconds > max_s:
         raise ApiError(422, f"{shown}: the audio lasts {seconds:.1f} s; the limit is {max_s:g} s "
                             "(cut it shorter, or start the server with a larger --max-seconds)")

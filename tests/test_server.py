@@ -5,7 +5,11 @@ limit), hostile file names and job ids, the bounded queue (503), a crashing job,
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -173,6 +177,7 @@ def test_limits_answer_413_and_422_naming_the_limit(tmp_path, tiny_generator, cl
         assert missing.status_code == 422 and "face" in missing.json()["error"]
         junk = c.post("/jobs", files={"face": ("me.mp4", b"not a video at all")}, data={"text": "hi"})
         assert junk.status_code == 422 and junk.json()["error"].startswith("me.mp4: ")
+        assert str(tmp_path) not in junk.json()["error"]  # the server's copy is never named
         assert list((tmp_path / "studio" / "jobs").iterdir()) == []  # refused uploads leave nothing
 
 
@@ -275,3 +280,32 @@ def test_openapi_page_and_static_files_are_served_without_cdn(tmp_path, tiny_gen
         assert "/static/studio.js" in page and "/static/studio.css" in page
         health = c.get("/health").json()
         assert health["dub_ready"] and health["limits"]["max_upload_mb"] == 200.0
+
+
+def test_synclip_serve_command_starts_with_its_limits(tmp_path, tiny_generator):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "synclip", "serve", "--port", str(port), "--data-dir",
+                             str(tmp_path / "studio"), "--checkpoint", str(tiny_generator), "--max-upload-mb", "3",
+                             "--queue", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        deadline, health = time.monotonic() + 120, None
+        while health is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert health is not None, proc.stdout.read().decode() if proc.poll() is not None else "no answer"
+        assert health["limits"]["max_upload_mb"] == 3.0 and health["queue"]["max_waiting"] == 2
+        assert health["dub_ready"] and (tmp_path / "studio" / "jobs").is_dir()
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl+C: a clean stop
+        try:
+            assert proc.wait(30) == 0
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    out = proc.stdout.read().decode()
+    assert f"http://127.0.0.1:{port}/" in out and "studio stopped" in out
