@@ -345,25 +345,19 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train one stage or both; under torchrun every process runs this, and rank 0 alone prints."""
-    from .distributed import shutdown
     from .train import run_stage
 
     if args.data:
         args.set.append(f"data.processed_dir={args.data}")
     cfg = _config(args)
     stage = args.stage or cfg.training.stage
-    say = print if os.environ.get("RANK", "0") == "0" else (lambda *a: None)
-    try:
-        for kind in (["sync", "generator"] if stage == "both" else [stage]):
-            say(f"=== Training stage: {kind} ===")
-            result = run_stage(cfg, kind, resume=args.resume, report=say, progress=not args.quiet)
-            if result.interrupted:
-                return 130
-            say(f"Best model: {result.best_path}")
-        return 0
-    finally:
-        shutdown()
+    for kind in (["sync", "generator"] if stage == "both" else [stage]):
+        print(f"=== Training stage: {kind} ===")
+        result = run_stage(cfg, kind, resume=args.resume, report=print, progress=not args.quiet)
+        if result.interrupted:
+            return 130
+        print(f"Best model: {result.best_path}")
+    return 0
 
 
 def cmd_tune_expert(args: argparse.Namespace) -> int:
