@@ -66,10 +66,10 @@ def load_checkpoint(path: str | Path, kind: str | None = None, map_location: str
     if not path.is_file():
         raise CheckpointError("checkpoint not found", path=path,
                               fix="train one with `synclip train` or give the right path")
-    from .export import is_exported, read_export  # onnx / onnxruntime are imported for exported files only
+    from .exported import is_exported, read_export  # onnx / onnxruntime are imported for exported files only
 
     if is_exported(path):  # .onnx, or a TorchScript .pt/.pth from `synclip export`: inference only
-        data = read_export(path)
+        data = {"format": FORMAT, **read_export(path)}
     else:
         try:
             data = torch.load(path, map_location=map_location, weights_only=True)
@@ -125,7 +125,7 @@ def with_feature_kind(dims: dict) -> dict:
 def expert_from(data: dict, path: str | Path | None, device: torch.device):
     """The sync expert of a loaded checkpoint (its own weights, or those a generator carries), in eval mode:
     a ``LipSyncExpert`` (face mesh, real footage) when its dims name a ``face_input``, else a ``SyncExpert``;
-    for an exported file (``synclip.export``), an adapter with their methods."""
+    for an exported file (``synclip.exported``), an adapter with their methods."""
     if "exported" in data:  # an ONNX / TorchScript export: an adapter with the same methods
         return data["exported"].expert(device)
     src = data if data["kind"] == "sync" else data["extra"]["expert"]

@@ -12,7 +12,8 @@ from synclip.checkpoint import expert_from, generator_from, init_weights, load_c
 from synclip.cli import main
 from synclip.config import load_config
 from synclip.errors import CheckpointError, InputError
-from synclip.export import export_model, is_exported
+from synclip.export import export_model
+from synclip.exported import is_exported
 from synclip.infer import LipSyncInference
 from synclip.models.generator import Generator, GeneratorDims
 from synclip.models.lipsync import LipSyncDims, LipSyncExpert
