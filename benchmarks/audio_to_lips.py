@@ -1,0 +1,135 @@
+"""Speech -> mouth shapes on real footage, judged by the shipped real-footage expert before anything is drawn.
+
+    python benchmarks/audio_to_lips.py [--sources grid_s1 lrc_ar] [--steps 1500]
+
+Trains ``synclip.lips_audio.AudioToLips`` on the training parts of the corpus cache (the same splits as
+real_expert.py: grid_s1 by sentence 60/20/20, lrc_ar by blocks), in the shipped expert's lip-feature space,
+then on grid_s1's test sentences (the presenter with plenty of footage; never trained on):
+- the shapes: correlation of the predicted inner-lip gap with the real one, frame by frame;
+- the expert on the real lips with their own speech (the footage), on the predicted lips with the same speech
+  (the dub's shapes) and on the real lips with another sentence's speech (undubbed): offset found within +-1
+  of 0, the curve's confidence and the calibrated score;
+- the same for other people's speech (the shared recordings musetalk_eng.wav and sadtalker_chinese_news.wav,
+  in 3-s pieces): predicted shapes against that speech;
+- a judge the model was not trained against: the model-free reference (the lip gap against the speech
+  envelope) on the same cases.
+Writes benchmarks/results/audio_to_lips.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import REAL, RESULTS, save_result
+from real_expert import CACHE, corpus_cache, load_sources
+
+from synclip import audio as A  # noqa: E402
+from synclip import media  # noqa: E402
+from synclip.checkpoint import PRETRAINED_EXPERT, expert_from, load_checkpoint  # noqa: E402
+from synclip.lips_audio import AudioToLips, centred, correlation, fit, lip_gap, predict  # noqa: E402
+from synclip.lips_eval import expert_cases, reference_cases  # noqa: E402
+from synclip.lips_train import TrainClip, add_audio_variants, to_train_clip  # noqa: E402
+
+MAX_OFFSET = 15
+PIECE_FRAMES = 75  # 3 s, a GRID sentence's length
+
+
+def judge(expert, clips: list[TrainClip], audio: list[torch.Tensor] | None = None) -> dict:
+    """The expert and the reference on clips (faces) against their own speech or ``audio``."""
+    cases, refs = [], []
+    for k, c in enumerate(clips):
+        feats = None if audio is None else audio[k]
+        cases += expert_cases(expert, c, (0,), MAX_OFFSET, torch.device("cpu"), audio_feats=feats)
+        probe = c if feats is None else replace(c, feats=feats)
+        refs += reference_cases(np.where(c.present.numpy(), lip_gap(c.lips).numpy(), np.nan), probe, (0,),
+                                MAX_OFFSET)
+    return {"cases": len(cases), "expert_within_1": round(float(np.mean([c.hit for c in cases])), 4),
+            "expert_confidence": round(float(np.mean([c.confidence for c in cases])), 4),
+            "expert_score": round(float(np.mean([c.score for c in cases])), 4),
+            "reference_within_1": round(float(np.mean([c.hit for c in refs])), 4),
+            "reference_confidence": round(float(np.mean([c.confidence for c in refs])), 4)}
+
+
+def dubbed(model: AudioToLips, clip: TrainClip, feats: torch.Tensor) -> TrainClip:
+    """The clip's face saying ``feats``: predicted shapes, every frame present."""
+    n = min(clip.num_frames, int((len(feats) - 1) / A.MEL_PER_FRAME))
+    present = torch.ones(n, dtype=torch.bool)
+    lips = centred(predict(model, feats, n), present)
+    return replace(clip, lips=lips, present=present, feats=feats[:round(n * A.MEL_PER_FRAME) + 1], variants=[])
+
+
+def speech_pieces(path: Path) -> list[torch.Tensor]:
+    wav = media.read_audio(path)
+    step = A.frames_to_samples(PIECE_FRAMES)
+    return [A.normalize_mel(A.log_mel(wav[a:a + step])) for a in range(0, len(wav) - step + 1, step)]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cache", default=str(CACHE))
+    p.add_argument("--sources", nargs="+", default=["grid_s1", "lrc_ar"])
+    p.add_argument("--source-lead", nargs="*", default=[], metavar="SOURCE=K")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--expert", default=str(PRETRAINED_EXPERT))
+    p.add_argument("--out", default=str(RESULTS / "audio_to_lips.json"))
+    args = p.parse_args()
+    cache = corpus_cache(args.cache)
+    if cache is None:
+        return 0
+    torch.manual_seed(0)
+    data = load_checkpoint(args.expert, kind="sync")
+    expert = expert_from(data, args.expert, torch.device("cpu")).eval()
+    template = expert.template.numpy()
+    t0 = time.perf_counter()
+    lead = {k: int(v) for k, v in (item.split("=") for item in args.source_lead)}
+    raw = load_sources(cache, list(dict.fromkeys(args.sources + ["grid_s1"])), lead)
+    train = [to_train_clip(c, s, template, False) for s in args.sources for c in raw[s]["train"]]
+    add_audio_variants(train, [c.wav for s in args.sources for c in raw[s]["train"]], count=2)
+    test = [to_train_clip(c, "grid_s1", template, False) for c in raw["grid_s1"]["test"]]
+    loaded = time.perf_counter() - t0
+    print(f"{len(train)} training clips ({sum(c.num_frames for c in train) / 1500:.1f} min), "
+          f"{len(test)} grid_s1 test clips, loaded in {loaded:.0f} s")
+    model = AudioToLips()
+    t0 = time.perf_counter()
+    history = fit(model, train, args.steps)
+    trained = time.perf_counter() - t0
+
+    preds = [dubbed(model, c, c.feats) for c in test]
+    gaps = [correlation(lip_gap(d.lips)[c.present[:d.num_frames]], lip_gap(c.lips[:d.num_frames])[c.present[:d.num_frames]])
+            for c, d in zip(test, preds)]
+    others = [test[(k + 1) % len(test)].feats for k in range(len(test))]
+    result = {"sources": args.sources, "source_lead": lead, "train_clips": len(train), "steps": args.steps,
+              "train_seconds": round(trained), "history": history, "expert": str(args.expert),
+              "lip_gap_correlation": {"mean": round(float(np.mean(gaps)), 4),
+                                      "median": round(float(np.median(gaps)), 4)},
+              "grid_s1_test": {"footage (real lips, own speech)": judge(expert, test),
+                               "dub shapes (predicted from that speech)": judge(expert, preds),
+                               "undubbed (real lips, another sentence)": judge(expert, test, others)}}
+    for name in ("musetalk_eng.wav", "sadtalker_chinese_news.wav"):
+        path = REAL / "audio" / name
+        if not path.is_file():
+            continue
+        pieces = speech_pieces(path)
+        faces = [dubbed(model, test[k % len(test)], f) for k, f in enumerate(pieces)]
+        undub = [test[k % len(test)] for k in range(len(pieces))]
+        undub = [replace(c, lips=c.lips[:f.num_frames], present=c.present[:f.num_frames]) for c, f in zip(undub, faces)]
+        result[name] = {"dub shapes": judge(expert, faces), "undubbed": judge(expert, undub, [f.feats for f in faces])}
+    for group, rows in result.items():
+        if isinstance(rows, dict) and all(isinstance(v, dict) and "cases" in v for v in rows.values()):
+            for what, r in rows.items():
+                print(f"{group:28s} {what:42s} n={r['cases']:4d} expert +-1 {r['expert_within_1']:.3f} "
+                      f"conf {r['expert_confidence']:.3f} score {r['expert_score']:.3f} | reference +-1 "
+                      f"{r['reference_within_1']:.3f}")
+    print(f"lip gap correlation (predicted vs real, grid_s1 test): {result['lip_gap_correlation']}")
+    save_result(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
