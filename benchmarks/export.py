@@ -1,6 +1,7 @@
 """Exported and quantised models against their checkpoints, on the same clips: speed and the figures that matter.
 
     python benchmarks/export.py --expert E.pth --generator G.pth --work W [--real-clips 8] [--pairs 3]
+    (each part can run on its own, e.g. --real-clips 8 alone; the parts not run are kept in the JSON)
 
 Each model is exported as ONNX and TorchScript, in float, int8 and fp16 (fp16 is meant for GPUs: here it
 runs on the CPU, so its speed is not its GPU speed), and every variant is loaded the way users load it
@@ -15,13 +16,15 @@ runs on the CPU, so its speed is not its GPU speed), and every variant is loaded
   clip redone from its own audio against the truth, the carried expert's confidence (LSE-C) on the dub, and
   the generator's time for a 32-frame batch.
 A quantised variant that loses more than 1 point of offset accuracy or 0.01 SSIM is flagged, not shipped as
-the default. Timings are the best of a few runs on one thread of a shared, loaded CPU.
+the default. Timings are the best of 10 runs on one thread of a shared, loaded CPU (noisy: compare the
+larger ones).
 Writes benchmarks/results/export.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -51,7 +54,7 @@ def variant_files(checkpoint: Path, out_dir: Path, tag: str) -> dict[str, Path]:
     return files
 
 
-def best_seconds(fn, repeats: int = 3) -> float:
+def best_seconds(fn, repeats: int = 10) -> float:
     fn()  # warm-up (kernel caches, onnxruntime's first-run allocations)
     best = float("inf")
     for _ in range(repeats):
@@ -208,7 +211,8 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work)
-    result: dict = {"threads": 1, "variants": [v[0] for v in VARIANTS]}
+    old = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    result: dict = {**old, "threads": 1, "variants": [v[0] for v in VARIANTS]}  # sections not run are kept
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.expert:
@@ -218,7 +222,7 @@ def main() -> int:
             result["real_expert"] = real_expert(variant_files(Path("pretrained"), tmp, "mesh"), cases)
         if args.generator:
             result["generator"] = generator(variant_files(Path(args.generator), tmp, "gen"), work, args.pairs)
-        result["sizes_bytes"] = {f.name: f.stat().st_size for f in tmp.iterdir()}
+        result["sizes_bytes"] = {**result.get("sizes_bytes", {}), **{f.name: f.stat().st_size for f in tmp.iterdir()}}
     result["verdicts"] = verdicts(result)
     for model, rows in result["verdicts"].items():
         for name, v in rows.items():
