@@ -158,8 +158,13 @@ class Studio:
         outputs["result"] = "result.mp4"
         if self.settings.score_results:
             progress.stage("score")
-            _, details = self._scorer().compute_sync_score(folder / "result.mp4")
-            write_json_atomic(folder / "report.json", sync_report(details))
+            try:
+                _, details = self._scorer().compute_sync_score(folder / "result.mp4")
+                report = sync_report(details)
+            except SynclipError as e:  # the video is made; only its report is missing, and says why
+                report = {"score": None, "error": f"the result could not be scored: {e.reason}",
+                          "curve": {"offsets": [], "distances": []}, "per_second": []}
+            write_json_atomic(folder / "report.json", report)
             outputs["report"] = "report.json"
         return outputs
 

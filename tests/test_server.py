@@ -309,3 +309,20 @@ def test_synclip_serve_command_starts_with_its_limits(tmp_path, tiny_generator):
             raise
     out = proc.stdout.read().decode()
     assert f"http://127.0.0.1:{port}/" in out and "studio stopped" in out
+
+
+def test_a_result_that_cannot_be_scored_is_still_delivered(tmp_path, tiny_generator, clips):
+    from synclip.errors import NoFaceError
+    from synclip.studio import Studio
+
+    class Blind:
+        def compute_sync_score(self, video, audio=None):
+            raise NoFaceError("no face found in the video", path=video)
+
+    studio = Studio(settings(tmp_path, tiny_generator))
+    studio._scorer = lambda: Blind()
+    with BackgroundServer(studio.settings, work=studio) as url, httpx.Client(base_url=url, timeout=60) as c:
+        job = wait(c, dub(c, clips).json()["id"])
+        assert job["status"] == "done" and {"result", "report"} <= set(job["files"])
+        report = c.get(job["files"]["report"]).json()
+        assert report["score"] is None and report["error"].endswith("no face found in the video")

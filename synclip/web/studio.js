@@ -199,6 +199,9 @@ function drawChart(report) {
   if (r.score != null) {
     $("summary").textContent = t("summary", r);
     $("summary").className = r.score >= 0.5 ? "good" : "poor";
+  } else {
+    $("summary").textContent = r.error || "";
+    $("summary").className = "poor";
   }
   const canvas = $("chart"), ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height, half = W / 2;
