@@ -190,6 +190,9 @@ def _add_model_commands(sub, common) -> None:
     _add_dub_options(s)
     s.add_argument("--chunk-ms", type=float, default=20.0, help="audio taken per read (default 20 ms)")
     s.add_argument("--fast", action="store_true", help="read a file as fast as frames are drawn, not in real time")
+    s.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for the generator (default 1: a one-frame batch gains little from more, "
+                        "and on shared cores several threads wait on each other)")
     s.set_defaults(func=cmd_stream)
 
     s = sub.add_parser("say", parents=[common, ck], help="speak a text offline, then dub a video or photo to it")
@@ -319,7 +322,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from .stream import LOOKAHEAD_MS, Streamer, arriving, paced, pcm_chunks, run_stream
     from .writer import GrowingWriter
 
+    import torch
+
     cfg = _config(args)
+    torch.set_num_threads(max(1, args.threads))
     path = args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "generator" / "best_model.pth")
     generator, trained_on = load_generator(path, select_device(args.device, setting="--device"))
     chunk = max(1, round(args.chunk_ms * 16))  # samples at 16 kHz
@@ -345,19 +351,25 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train one stage or both; under torchrun every process runs this, and rank 0 alone prints."""
+    from .distributed import shutdown
     from .train import run_stage
 
     if args.data:
         args.set.append(f"data.processed_dir={args.data}")
     cfg = _config(args)
     stage = args.stage or cfg.training.stage
-    for kind in (["sync", "generator"] if stage == "both" else [stage]):
-        print(f"=== Training stage: {kind} ===")
-        result = run_stage(cfg, kind, resume=args.resume, report=print, progress=not args.quiet)
-        if result.interrupted:
-            return 130
-        print(f"Best model: {result.best_path}")
-    return 0
+    say = print if os.environ.get("RANK", "0") == "0" else (lambda *a: None)
+    try:
+        for kind in (["sync", "generator"] if stage == "both" else [stage]):
+            say(f"=== Training stage: {kind} ===")
+            result = run_stage(cfg, kind, resume=args.resume, report=say, progress=not args.quiet)
+            if result.interrupted:
+                return 130
+            say(f"Best model: {result.best_path}")
+        return 0
+    finally:
+        shutdown()
 
 
 def cmd_tune_expert(args: argparse.Namespace) -> int:

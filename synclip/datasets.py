@@ -159,33 +159,47 @@ class ChunkSampler(ClipStarts):
         super().__init__(clips, lambda c: c.valid_starts(length), f"{length} consecutive frames with a face", seed)
         self.length = length
 
-    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> crops (B, T, 3, S, S) float in [0, 1], audio windows (B, T-4, M, F), clip ids (B,), starts (B,)."""
+    def sample(self, batch: int, part: slice = slice(None)
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> crops (B, T, 3, S, S) float in [0, 1], audio windows (B, T-4, M, F), clip ids (B,), starts (B,).
+
+        ``part``: only these rows of the batch are built (data-parallel training: every process draws the whole
+        batch from the same seed, so the draws stay in step, and builds its own part)."""
         ids, starts = self.draw(batch)
+        return self.build(ids[part], starts[part])
+
+    def build(self, ids: np.ndarray, starts: list[int]
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The chunks starting at ``starts`` of clips ``ids``: as :meth:`sample` returns them."""
         crops = [self.clips[i].crops[s:s + self.length] for i, s in zip(ids, starts)]
         feats = [A.window_feats(self.clips[i].feats, s, self.length - A.SYNC_FRAMES + 1) for i, s in zip(ids, starts)]
         x = torch.stack(crops).permute(0, 1, 4, 2, 3).float() / 255.0
         return x, torch.stack(feats), torch.as_tensor(ids), torch.as_tensor(starts)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(x: torch.Tensor, generator: torch.Generator | None = None, part: slice = slice(None),
+            total: int | None = None) -> torch.Tensor:
     """Per-chunk photometric and geometric jitter, the same for all frames of a chunk (so motion is kept).
 
     x: (B, T, 3, S, S) in [0, 1] -> same shape. Brightness, contrast, colour balance, horizontal flip and a
     shift of up to 4% of the side: unseen faces and crops that sit a little differently stay in sync.
+    ``x`` may be rows ``part`` of a batch of ``total`` chunks (data-parallel training): the draws are made for
+    the whole batch, so each chunk gets the jitter it would get in one process.
     """
-    b, _, _, s, _ = x.shape
+    s = x.shape[-1]
+    b = total or len(x)
     g = generator
     gain = 1 + 0.25 * (torch.rand(b, 1, 3, 1, 1, generator=g) - 0.5)
     bright = 0.15 * (torch.rand(b, 1, 1, 1, 1, generator=g) - 0.5)
     contrast = 1 + 0.4 * (torch.rand(b, 1, 1, 1, 1, generator=g) - 0.5)
+    flip = torch.rand(b, generator=g) < 0.5
+    shift = max(1, int(0.04 * s))
+    rolls = [tuple(int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=g)) for _ in range(b)]
+    gain, bright, contrast, flip, rolls = gain[part], bright[part], contrast[part], flip[part], rolls[part]
     mean = x.mean(dim=(2, 3, 4), keepdim=True)
     x = ((x - mean) * contrast + mean) * gain + bright
-    flip = torch.rand(b, generator=g) < 0.5
     x = torch.where(flip[:, None, None, None, None], x.flip(-1), x)
-    shift = max(1, int(0.04 * s))
     out = torch.empty_like(x)
-    for i in range(b):
-        dy, dx = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=g))
+    for i, (dy, dx) in enumerate(rolls):
         out[i] = torch.roll(x[i], shifts=(dy, dx), dims=(-2, -1))
     return out.clamp(0, 1)

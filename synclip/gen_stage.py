@@ -12,6 +12,7 @@ from . import audio as A
 from .checkpoint import autocast, expert_from, init_weights, load_checkpoint
 from .config import Config
 from .datasets import ChunkSampler, Clip, augment, split_part
+from .distributed import World, to_global_batch_norm
 from .errors import ConfigError
 from .metrics import psnr, ssim
 from .models.generator import Discriminator, Generator, GeneratorDims, mask_lower_half
@@ -32,9 +33,11 @@ class GeneratorStage:
     chance_key = "l1"
     chance_level = 0.25  # L1 of a mid-grey guess on face crops; a generator that learns drops far below
 
-    def __init__(self, cfg: Config, clips: dict[str, Clip], split: dict, device: torch.device):
+    def __init__(self, cfg: Config, clips: dict[str, Clip], split: dict, device: torch.device,
+                 world: World = World()):
         self.cfg = cfg
         self.device = device
+        self.world, self.part = world, world.part(cfg.training.batch_size)
         self.parts = {p: split_part(clips, split, p) for p in ("train", "val", "test")}
         self.sampler = ChunkSampler(self.parts["train"], A.SYNC_FRAMES, seed=cfg.training.seed)
         expert_path = Path(cfg.paths.checkpoints_dir) / "best_model.pth"
@@ -62,6 +65,9 @@ class GeneratorStage:
             self.disc_opt = torch.optim.AdamW(self.disc.parameters(), lr=cfg.training.learning_rate)
         self.gen = torch.Generator().manual_seed(cfg.training.seed)
         self.rng = np.random.default_rng(cfg.training.seed + 1)
+        self.net = world.wrap(self.model, device)  # the generator as trained (in DDP when parallel)
+        if self.disc is not None and world.parallel:  # several forwards a step, so no DDP: whole-batch norms,
+            to_global_batch_norm(self.disc, device.type == "cuda")  # gradients averaged by hand (train_step)
 
     def dims(self) -> dict:
         return self.model.dims.to_dict()
@@ -70,29 +76,34 @@ class GeneratorStage:
         # The expert travels inside the generator checkpoint so one file can dub and score.
         return {"expert": {"dims": self.expert.dims.to_dict(), "state_dict": self.expert_state}}
 
-    def batch(self, sampler: ChunkSampler, size: int, rng: np.random.Generator, train: bool):
+    def batch(self, sampler: ChunkSampler, size: int, rng: np.random.Generator, train: bool,
+              part: slice = slice(None)):
         """-> target (B, 5, 3, S, S), reference (B, 5, 3, S, S), frame audio (B, 5, M, F), and the window's
-        audio shifted by -SYNC_OFFSETS..+SYNC_OFFSETS frames (B, 2 * SYNC_OFFSETS + 1, M, F)."""
-        x, _, ids, starts = sampler.sample(size)
-        refs, frame_feats, shifted = [], [], []
-        for i, s in zip(ids.tolist(), starts.tolist()):
-            clip = sampler.clips[i]
-            ok = np.flatnonzero(clip.present.numpy())
+        audio shifted by -SYNC_OFFSETS..+SYNC_OFFSETS frames (B, 2 * SYNC_OFFSETS + 1, M, F). ``part``: the
+        rows built here (all draws are made for the whole batch, so processes stay in step)."""
+        ids, starts = sampler.draw(size)
+        picks = []
+        for i, s in zip(ids.tolist(), starts):
+            ok = np.flatnonzero(sampler.clips[i].present.numpy())
             far = ok[np.abs(ok - s) >= 2 * A.SYNC_FRAMES]  # a reference from another moment: no mouth to copy
-            r = rng.choice(far if len(far) else ok, size=A.SYNC_FRAMES)
+            picks.append(rng.choice(far if len(far) else ok, size=A.SYNC_FRAMES))
+        ids, starts, picks = ids[part], starts[part], picks[part]
+        x, _, _, _ = sampler.build(ids, starts)
+        refs, frame_feats, shifted = [], [], []
+        for i, s, r in zip(ids.tolist(), starts, picks):
+            clip = sampler.clips[i]
             refs.append(clip.crops[torch.as_tensor(r)])
             frame_feats.append(A.centred_windows(clip.feats, torch.arange(s, s + A.SYNC_FRAMES)))
             shifted.append(A.window_feats(clip.feats, s - SYNC_OFFSETS, 2 * SYNC_OFFSETS + 1))
         ref = torch.stack(refs).permute(0, 1, 4, 2, 3).float() / 255.0
         if train:  # the same jitter for target and reference keeps them one person in one light
-            both = augment(torch.cat([x, ref], 1), self.gen)
+            both = augment(torch.cat([x, ref], 1), self.gen, part, size)
             x, ref = both[:, :A.SYNC_FRAMES], both[:, A.SYNC_FRAMES:]
         return x, ref, torch.stack(frame_feats), torch.stack(shifted)
 
-    def generate(self, x: torch.Tensor, ref: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        b, t = x.shape[:2]
+    def generate(self, x: torch.Tensor, ref: torch.Tensor, feats: torch.Tensor, net=None) -> torch.Tensor:
         inp = torch.cat([mask_lower_half(x), ref], 2).flatten(0, 1)
-        return self.model(inp, feats.flatten(0, 1)).view_as(x)
+        return (net or self.model)(inp, feats.flatten(0, 1)).view_as(x)
 
     def sync_logits(self, crops: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
         """The expert's in-sync logits of each 5-frame window against its audio shifted by each offset:
@@ -113,9 +124,10 @@ class GeneratorStage:
 
     def train_step(self) -> dict[str, float]:
         t = self.cfg.training
-        x, ref, feats, win = (v.to(self.device) for v in self.batch(self.sampler, t.batch_size, self.rng, True))
+        x, ref, feats, win = (v.to(self.device) for v in self.batch(self.sampler, t.batch_size, self.rng, True,
+                                                                     self.part))
         with autocast(self.device, t.mixed_precision):
-            fake = self.generate(x, ref, feats)
+            fake = self.generate(x, ref, feats, self.net)
             l1 = (fake - x).abs().mean()
             sync = self.sync_term(self.sync_logits(fake, win))
             loss = l1 + t.sync_loss_weight * sync
@@ -134,6 +146,7 @@ class GeneratorStage:
                       + F.binary_cross_entropy_with_logits(fake_l, torch.zeros_like(fake_l))) / 2
             self.disc_opt.zero_grad(set_to_none=True)
             d_loss.backward()
+            self.world.average_gradients(self.disc)
             self.disc_opt.step()
             stats["disc"] = float(d_loss)
         return {"loss": float(loss.detach()), **stats}

@@ -37,15 +37,20 @@ def pair_masks(clip_ids: torch.Tensor, starts: torch.Tensor, w: int, shift_min: 
 
 
 def sync_loss(model: SyncExpert, crops: torch.Tensor, feats: torch.Tensor, clip_ids: torch.Tensor,
-              starts: torch.Tensor, shift_min: int) -> tuple[torch.Tensor, dict[str, float]]:
+              starts: torch.Tensor, shift_min: int, embed=None, gather=None) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss on a batch of chunks: every face window against every audio window of the batch.
 
     crops (B, T, 3, S, S), feats (B, W, M, F), clip_ids (B,), starts (B,) first frame of each chunk.
     Two terms: balanced BCE over the pairs of ``pair_masks`` (calibrated probabilities) + cross-entropy over
     each chunk's windows (the offset task).
+    Data-parallel training passes ``embed(crops, feats) -> (face, audio)`` (the DDP-wrapped model's forward)
+    and ``gather`` (each process's rows of a tensor -> the whole batch's), so every process computes the loss
+    of the whole batch, as one process would.
     """
-    face = model.face_embed(crops)  # (B, W, D)
-    aud = model.audio_embed(feats)  # (B, W, D)
+    face, aud = embed(crops, feats) if embed else (model.face_embed(crops), model.audio_embed(feats))  # (B, W, D)
+    speech = feats.mean(dim=(2, 3)) > SPEECH_LEVEL  # (B, W): windows whose audio has speech
+    if gather is not None:
+        face, aud, speech, clip_ids, starts = (gather(t) for t in (face, aud, speech, clip_ids, starts))
     b, w, d = face.shape
     logits = model.pair_logits(face.reshape(-1, d), aud.reshape(-1, d))  # (N, N), N = B*W
     pos, neg_same, neg_other = pair_masks(clip_ids, starts, w, shift_min)
@@ -64,7 +69,7 @@ def sync_loss(model: SyncExpert, crops: torch.Tensor, feats: torch.Tensor, clip_
         stats = {"bce": float(bce), "offset_ce": float(ce), **pair_accuracy(logits, pos, neg_same | neg_other)}
         # Windows where the audio has speech: a silent window shifted onto another silent stretch of the same
         # clip (closed mouth, no sound) is in sync and off sync at once, so no model can tell those apart.
-        speech = (feats.mean(dim=(2, 3)) > SPEECH_LEVEL).reshape(-1)
+        speech = speech.reshape(-1)
         either = speech[:, None] | speech[None, :]
         sp = pair_accuracy(logits, pos & speech[None, :], (neg_same | neg_other) & either)
         stats.update({f"speech_{k}": v for k, v in sp.items()})

@@ -10,6 +10,7 @@ from . import audio as A
 from .checkpoint import autocast, init_weights
 from .config import Config
 from .datasets import ChunkSampler, Clip, augment, chunk_length, split_part
+from .distributed import World
 from .models.syncnet import SyncDims, SyncExpert
 from .sync import audio_embeddings, face_embeddings, offset_curve, sync_loss, window_valid
 
@@ -31,9 +32,11 @@ class SyncStage:
     chance_key = "bce"
     chance_level = float(np.log(2))
 
-    def __init__(self, cfg: Config, clips: dict[str, Clip], split: dict, device: torch.device):
+    def __init__(self, cfg: Config, clips: dict[str, Clip], split: dict, device: torch.device,
+                 world: World = World()):
         self.cfg = cfg
         self.device = device
+        self.world, self.part = world, world.part(cfg.training.batch_size)
         self.parts = {p: split_part(clips, split, p) for p in ("train", "val", "test")}
         self.sampler = ChunkSampler(self.parts["train"], CHUNK_FRAMES, seed=cfg.training.seed)
         for part in ("val", "test"):  # fail now, not after the first epoch
@@ -45,6 +48,7 @@ class SyncStage:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.training.learning_rate,
                                            weight_decay=cfg.training.weight_decay)
         self.gen = torch.Generator().manual_seed(cfg.training.seed)
+        self.net = world.wrap(_Embeddings(self.model), device) if world.parallel else None
 
     def dims(self) -> dict:
         return self.model.dims.to_dict()
@@ -53,11 +57,13 @@ class SyncStage:
         return {}
 
     def train_step(self) -> dict[str, float]:
-        x, feats, ids, starts = self.sampler.sample(self.cfg.training.batch_size)
-        x = augment(x, self.gen).to(self.device)
+        batch = self.cfg.training.batch_size
+        x, feats, ids, starts = self.sampler.sample(batch, self.part)  # this process's part of the batch
+        x = augment(x, self.gen, self.part, batch).to(self.device)
         with autocast(self.device, self.cfg.training.mixed_precision):
             loss, stats = sync_loss(self.model, x, feats.to(self.device), ids.to(self.device),
-                                    starts.to(self.device), self.cfg.training.negative_shift_min)
+                                    starts.to(self.device), self.cfg.training.negative_shift_min, embed=self.net,
+                                    gather=self.world.gather if self.world.parallel else None)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -136,3 +142,14 @@ def curve_image(offsets: list[int], dists: list[float], size=(320, 200)) -> np.n
     cv2.line(img, (int(xs[len(d) // 2]), 10), (int(xs[len(d) // 2]), h - 15), (180, 180, 180), 1)
     cv2.putText(img, f"offset {offsets[best]:+d}", (25, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
     return img
+
+
+class _Embeddings(torch.nn.Module):
+    """Both embeddings in one forward: DistributedDataParallel syncs the gradients of what its forward ran."""
+
+    def __init__(self, model: SyncExpert):
+        super().__init__()
+        self.model = model
+
+    def forward(self, crops: torch.Tensor, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.face_embed(crops), self.model.audio_embed(feats)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, load_state, save_checkpoint, select_device
 from .config import Config
+from .distributed import World, setup
 
 Report = Callable[[str], None]
 
@@ -57,19 +58,24 @@ def _fmt(metrics: dict[str, float]) -> str:
 class _Run:
     """The state of one fit(): counters, best value, history, TensorBoard writer, console + file report."""
 
-    def __init__(self, stage: Stage, cfg: Config, out_dir: Path, log_dir: Path, report: Report, progress: bool):
+    def __init__(self, stage: Stage, cfg: Config, out_dir: Path, log_dir: Path, report: Report, progress: bool,
+                 world: World):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.stage, self.cfg, self.out_dir, self.progress = stage, cfg, out_dir, progress
+        self.stage, self.cfg, self.out_dir, self.world = stage, cfg, out_dir, world
+        self.progress = progress and world.main
         self.last_path, self.best_path = out_dir / "last.pth", out_dir / "best_model.pth"
         self.start_epoch, self.step, self.best, self.history = 0, 0, math.inf, []
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        # Logs, metrics and checkpoints come from rank 0 only (the others train in step with it).
+        self.writer = SummaryWriter(log_dir=str(log_dir)) if world.main else _NoWriter()
         self.log_file = log_dir / "train.log"
         self.console = report
         self.result = FitResult(self.best_path if self.best_path.exists() else None, self.last_path, 0, False)
 
     def report(self, line: str) -> None:
-        """Every console line also goes to logs/<stage>/train.log."""
+        """Every console line also goes to logs/<stage>/train.log (rank 0 only)."""
+        if not self.world.main:
+            return
         self.console(line)
         with open(self.log_file, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
@@ -100,7 +106,7 @@ class _Run:
         bar = tqdm(range(steps), desc=f"Epoch {epoch + 1}/{t.num_epochs}", disable=not self.progress, leave=False,
                    dynamic_ncols=True)
         for _ in bar:
-            stats = self.stage.train_step()
+            stats = self.world.mean(self.stage.train_step())  # the whole batch's figures, on every rank
             self.step += 1
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -113,6 +119,10 @@ class _Run:
     def end_epoch(self, epoch: int, train_m: dict, seconds: float) -> None:
         """Validate, log, keep the best, write the periodic and the last checkpoint."""
         stage, t, n = self.stage, self.cfg.training, epoch + 1
+        if not self.world.main:  # rank 0 validates and saves while the others wait
+            self.result.epochs_done = n
+            self.world.barrier()
+            return
         val_m = stage.evaluate("val")
         for k, v in val_m.items():
             self.writer.add_scalar(f"val/{k}", v, self.step)
@@ -133,11 +143,14 @@ class _Run:
             self.save(self.out_dir / f"checkpoint_epoch_{n}.pth", n, val_m)
         self.save(self.last_path, n, val_m)
         self.result.epochs_done = n
+        self.world.barrier()
 
     def finish(self) -> None:
         """Say whether anything was learnt, then evaluate the best checkpoint on the test part."""
         stage, result = self.stage, self.result
         result.history = self.history
+        if not self.world.main:
+            return
         if result.left_chance_epoch is None:
             result.learned = False
             self.report(f"WARNING: training stayed at the chance level ({stage.chance_key} never fell below "
@@ -157,14 +170,15 @@ class _Run:
 
 
 def fit(stage: Stage, cfg: Config, out_dir: Path, log_dir: Path, *, resume: bool = False,
-        report: Report = lambda s: None, progress: bool = False) -> FitResult:
+        report: Report = lambda s: None, progress: bool = False, world: World = World()) -> FitResult:
     """Train ``stage`` for cfg.training.num_epochs epochs of samples_per_epoch samples each.
 
     Ctrl+C saves last.pth (the epochs finished so far, the weights as they are) and returns with
-    ``interrupted`` set; ``resume`` continues from last.pth.
+    ``interrupted`` set; ``resume`` continues from last.pth. Under torchrun (``world``), every rank trains its
+    part of each batch; rank 0 alone reports, validates and writes.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(stage, cfg, out_dir, log_dir, report, progress)
+    run = _Run(stage, cfg, out_dir, log_dir, report, progress, world)
     if resume:
         run.resume()
     try:
@@ -174,7 +188,8 @@ def fit(stage: Stage, cfg: Config, out_dir: Path, log_dir: Path, *, resume: bool
             run.end_epoch(epoch, train_m, time.perf_counter() - t0)
         run.finish()
     except KeyboardInterrupt:
-        run.save(run.last_path, run.result.epochs_done, run.history[-1]["val"] if run.history else {})
+        if world.main:  # the replicas hold the same weights: one copy is the checkpoint
+            run.save(run.last_path, run.result.epochs_done, run.history[-1]["val"] if run.history else {})
         run.result.interrupted = True
         run.report(f"Interrupted: saved {run.last_path}; continue with --resume")
     finally:
@@ -197,7 +212,8 @@ def run_stage(cfg: Config, kind: str, *, resume: bool = False, report: Report = 
     from .datasets import load_clips, make_split, save_split
     from .models.syncnet import count_parameters
 
-    device = select_device(cfg.training.device)
+    world, device = setup(select_device(cfg.training.device))
+    report, progress = (report, progress) if world.main else (lambda s: None, False)
     out = stage_dir(cfg, kind)
     out.mkdir(parents=True, exist_ok=True)
     split_path = out / "split.json"
@@ -209,19 +225,30 @@ def run_stage(cfg: Config, kind: str, *, resume: bool = False, report: Report = 
         split = json.loads(split_path.read_text(encoding="utf-8"))
     elif split is None:
         split = make_split(list(clips), cfg.training.seed)
-    save_split(split, split_path)
+    world.barrier()  # every rank has read split.json before rank 0 writes it again
+    if world.main:
+        save_split(split, split_path)
     n = {p: len(split[p]) for p in ("train", "val", "test")}
     how = "clips" if split["by"] == "clip" else "time pieces (fewer than 10 clips: each clip cut 80/10/10 in time)"
+    procs = f" x {world.size} processes (each {cfg.training.batch_size // world.size} of every batch)" \
+        if world.parallel else ""
     report(f"Loaded {len(clips)} clips from {cfg.data.processed_dir}; split {n['train']}/{n['val']}/{n['test']} "
-           f"{how}; device {device}")
+           f"{how}; device {device}{procs}")
     if kind == "sync":
         from .sync_stage import SyncStage
 
-        stage = SyncStage(cfg, clips, split, device)
+        stage = SyncStage(cfg, clips, split, device, world)
     else:
         from .gen_stage import GeneratorStage
 
-        stage = GeneratorStage(cfg, clips, split, device)
+        stage = GeneratorStage(cfg, clips, split, device, world)
     report(f"Model parameters: {count_parameters(stage.model):,} ({kind})")
     log_dir = Path(cfg.paths.logs_dir) / kind
-    return fit(stage, cfg, out, log_dir, resume=resume, report=report, progress=progress)
+    return fit(stage, cfg, out, log_dir, resume=resume, report=report, progress=progress, world=world)
+
+
+class _NoWriter:
+    """TensorBoard's writer on ranks other than 0: takes every call, writes nothing."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
