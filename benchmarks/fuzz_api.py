@@ -9,6 +9,8 @@ such an error, within the time limit; after each file the server must still answ
 Outcomes as fuzz_media's: ok, error (one line naming the file), internal (a job failed with the server's
 last-resort "internal error": a bug), unclear (anything else answered: not JSON, a message without the file's
 name), hang (no end within the limit), crash (the server stopped answering; it is restarted for the next file).
+
+    python benchmarks/fuzz_media.py --targets api --out benchmarks/results/fuzz_api.json
 """
 
 from __future__ import annotations
