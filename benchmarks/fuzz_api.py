@@ -35,8 +35,6 @@ class StudioProcess:
         self.log = work / "serve.log"
 
     def start(self) -> None:
-        import httpx
-
         self.work.mkdir(parents=True, exist_ok=True)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

@@ -31,7 +31,6 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from . import __version__, media
-from .errors import SynclipError
 from .jobs import FINISHED, Job, JobBusy, JobQueue, QueueFull, valid_job_id
 from .studio import LANGS, Studio, StudioSettings
 from .uploads import ApiError, BodyLimit, probe_audio_s, probe_source, save_upload

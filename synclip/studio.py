@@ -11,7 +11,6 @@ offset) and the sync score per second of the video (the window scores averaged o
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from dataclasses import dataclass, replace
@@ -197,7 +196,3 @@ def _speak(text: str, lang: str, out_wav: Path, voice: str | None, rate: float) 
         raise InputError("text input needs synclip.tts, which this installation lacks",
                          fix="upload a recorded voice instead of text") from e
     return Path(tts.speak(text, lang, out_wav, voice=voice, rate=rate))
-
-
-def read_report(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
