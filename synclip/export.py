@@ -90,6 +90,39 @@ class Graphs(nn.Module):
                 GENERATOR_PART: ["faces", "audio"]}[part]
 
 
+class FixedAdaptivePool(nn.Module):
+    """``nn.AdaptiveAvgPool2d`` for one input size, as two averaging matrices: the same numbers, and what the
+    ONNX exporter can write when the output size does not divide the input's (3 x 6 -> 2 x 4 at input 96)."""
+
+    def __init__(self, size_in: tuple[int, int], size_out: tuple[int, int]):
+        super().__init__()
+        self.register_buffer("rows", _bins(size_in[0], size_out[0]))  # (oh, h)
+        self.register_buffer("cols", _bins(size_in[1], size_out[1]).T.contiguous())  # (w, ow)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) -> (N, C, oh, ow)."""
+        return self.rows @ x @ self.cols
+
+
+def _bins(n: int, k: int) -> torch.Tensor:
+    """(k, n): row i averages PyTorch's adaptive bin i, inputs floor(i n / k) .. ceil((i + 1) n / k) - 1."""
+    m = torch.zeros(k, n)
+    for i in range(k):
+        start, end = i * n // k, -(-(i + 1) * n // k)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def fix_pooling(expert: SyncExpert | LipSyncExpert) -> None:
+    """Swap the face CNN's adaptive pooling for ``FixedAdaptivePool`` at the map size the crops give."""
+    if not hasattr(expert, "face_pool"):
+        return
+    s = expert.dims.input_size
+    with torch.no_grad():
+        size_in = tuple(expert.face_cnn(torch.zeros(1, 3, s - s // 2, s)).shape[-2:])
+    expert.face_pool = FixedAdaptivePool(size_in, tuple(expert.face_pool.output_size))
+
+
 class _Method(nn.Module):
     """One graph of ``Graphs`` as a forward (what torch.onnx.export takes)."""
 
@@ -175,6 +208,7 @@ def _write_onnx(graphs: Graphs, header: dict, quantize: str | None, path: Path) 
     import onnx
 
     examples = graphs.examples(frame_pieces=True)
+    fix_pooling(graphs.expert)  # a fresh copy, loaded for this export
     with tempfile.TemporaryDirectory() as tmp:
         parts = {p: _onnx_part(graphs, p, examples[p], quantize, Path(tmp)) for p in _parts(graphs)}
     model = _side_by_side(parts)

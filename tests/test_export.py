@@ -21,9 +21,9 @@ from synclip.models.syncnet import SyncDims, SyncExpert
 
 CPU = torch.device("cpu")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
-PIXEL = SyncDims(input_size=96, hidden_dim=16, num_layers=2, base_channels=4)
+PIXEL = SyncDims(input_size=96, hidden_dim=16, num_layers=4, base_channels=4)  # 4 stages: a 3 x 6 map pooled to 2 x 4
 EXPERTS = {"pixel_conv": PIXEL, "pixel_transformer": SyncDims(**{**PIXEL.to_dict(), "temporal": "transformer"}),
-           "mesh_both": LipSyncDims(face_input="both", hidden_dim=16, base_channels=4, num_layers=2)}
+           "mesh_both": LipSyncDims(face_input="both", hidden_dim=16, base_channels=4, num_layers=4)}
 
 
 def _expert(dims) -> torch.nn.Module:
