@@ -3,6 +3,7 @@
 Routes (the OpenAPI description is at ``/openapi.json``):
   GET  /                         the web page (its scripts and styles from /static/, all inside synclip)
   GET  /health                   limits, queue, whether dubbing and text input are ready
+  GET  /voices                   the text-to-speech voices installed here
   POST /jobs                     a presenter video or photo + an audio file or text -> a dub job (202)
   POST /score                    a video (+ audio) -> a score job (202)
   GET  /jobs, /jobs/{id}         job records: status, stage, percent, ETA, error, files
@@ -20,6 +21,7 @@ import asyncio
 import json
 import threading
 import time
+import logging
 import unicodedata
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,6 +37,7 @@ from .jobs import FINISHED, Job, JobBusy, JobQueue, QueueFull, valid_job_id
 from .studio import LANGS, Studio, StudioSettings
 from .uploads import ApiError, BodyLimit, probe_audio_s, probe_source, save_upload
 
+log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
 STATIC = {"studio.js": "text/javascript", "studio.css": "text/css", "icon.svg": "image/svg+xml"}
 FILE_ROLES = ("source", "audio", "speech", "result", "report")
@@ -82,6 +85,15 @@ def create_app(settings: StudioSettings, work=None) -> FastAPI:
                 "limits": {"max_upload_mb": settings.max_upload_mb, "max_media_s": settings.max_media_s,
                            "max_text_chars": settings.max_text_chars},
                 "queue": {"waiting": q.waiting(), "max_waiting": q.max_waiting, "workers": settings.workers}}
+
+    @app.get("/voices", summary="the text-to-speech voices installed here (for the 'voice' field of POST /jobs)")
+    def voices() -> dict:
+        if not _tts_available():
+            return {"voices": []}
+        from . import tts
+
+        return {"voices": [{"id": v.id, "lang": v.lang, "description": v.description, "licence": v.licence}
+                           for v in tts.list_voices()]}
 
     @app.post("/jobs", status_code=202, summary="dub a presenter video or photo to an audio file or text")
     def create_dub(face: UploadFile = File(..., description="presenter video (mp4 mov avi mkv webm) or photo "
@@ -284,7 +296,16 @@ def _tts_available() -> bool:
 
 def serve(settings: StudioSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
     """Run the studio until Ctrl+C."""
+    import ipaddress
+
     import uvicorn
+
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        log.warning("the studio has no login: anyone who can reach %s:%d can upload files and run jobs", host, port)
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
 

@@ -7,6 +7,7 @@ trained generator to dub with instead of the tiny untrained one."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import time
@@ -115,5 +116,10 @@ def test_page_language_follows_the_browser(tmp_path, tiny_generator):
             driver.get(url + "/")
             assert driver.execute_script("return document.documentElement.lang") == "zh-CN"
             assert "数字人" in driver.find_element("css selector", "h1").text
+            if importlib.util.find_spec("synclip.tts"):  # the Chinese voices are offered for a Chinese script
+                _until(lambda: driver.execute_script("return document.getElementById('voice').options.length") > 1,
+                       30, "the voice list")
+                ids = driver.execute_script("return [...document.getElementById('voice').options].map(o => o.value)")
+                assert ids[0] == "" and all(i.startswith(("espeak:cmn", "piper:zh")) for i in ids[1:]), ids
     finally:
         driver.quit()

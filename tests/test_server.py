@@ -278,6 +278,9 @@ def test_openapi_page_and_static_files_are_served_without_cdn(tmp_path, tiny_gen
         for text in [page] + [a.text for a in assets]:
             assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import""", text)
         assert "/static/studio.js" in page and "/static/studio.css" in page
+        voices = c.get("/voices").json()["voices"]
+        if c.get("/health").json()["text_ready"]:  # espeak-ng (inside its wheel) is the floor for both
+            assert {"zh", "en"} == {v["lang"] for v in voices} and all(":" in v["id"] for v in voices)
         health = c.get("/health").json()
         assert health["dub_ready"] and health["limits"]["max_upload_mb"] == 200.0
 

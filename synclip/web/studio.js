@@ -8,6 +8,7 @@ const TEXT = {
     drop_face: "Presenter video or photo", drop_video: "Video to score", drop_audio: "Recorded voice (optional for scoring)",
     drop_hint: "drop a file here or click to choose", or_text: "- or paste a script -",
     text_placeholder: "Text for the presenter to say", voice_lang: "Voice language", rate: "Rate",
+    voice: "Voice", voice_default: "best installed",
     submit: "Start", cancel: "Cancel", source: "Source", result: "Result", jobs: "Jobs",
     download_video: "Download video", download_speech: "Download speech (wav)", download_report: "Download sync report",
     need_face: "Choose a presenter video or photo first.", need_speech: "Drop a voice recording or paste a script.",
@@ -26,6 +27,7 @@ const TEXT = {
     drop_face: "主播视频或照片", drop_video: "要评估的视频", drop_audio: "录好的语音（评估时可不选）",
     drop_hint: "把文件拖到这里，或点击选择", or_text: "- 或粘贴文稿 -",
     text_placeholder: "要主播说的文字", voice_lang: "语音语言", rate: "语速",
+    voice: "声音", voice_default: "已安装的最佳声音",
     submit: "开始", cancel: "取消", source: "原视频", result: "生成结果", jobs: "任务",
     download_video: "下载视频", download_speech: "下载语音（wav）", download_report: "下载同步报告",
     need_face: "请先选择主播视频或照片。", need_speech: "请拖入语音文件或粘贴文稿。",
@@ -42,7 +44,8 @@ const TEXT = {
 };
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: pickLang(), files: { face: null, audio: null }, job: null, report: null, events: null, health: null };
+const state = { lang: pickLang(), files: { face: null, audio: null }, job: null, report: null, events: null, health: null,
+  voices: [] };
 
 function sign(v) { return (v > 0 ? "+" : "") + v; }
 function t(key, arg) { const v = TEXT[state.lang][key]; return typeof v === "function" ? v(arg) : (v ?? key); }
@@ -60,11 +63,24 @@ function applyLang() {
   document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
   $("lang-switch").textContent = state.lang === "zh" ? "English" : "中文";
   $("tts-lang").value = state.lang;
+  fillVoices();
   applyMode();
   if (state.job) showJob(state.job);
   if (state.report) drawChart(state.report);
   showNotice();
   refreshJobs();
+}
+
+function fillVoices() {
+  // The voices of the chosen speech language; the first option (the language's best voice) stays.
+  const select = $("voice"), lang = $("tts-lang").value;
+  while (select.options.length > 1) select.remove(1);
+  for (const v of state.voices.filter((x) => x.lang === lang)) {
+    const o = document.createElement("option");
+    o.value = v.id;
+    o.textContent = `${v.description} (${v.id})`;
+    select.appendChild(o);
+  }
 }
 
 function mode() { return document.querySelector("input[name=mode]:checked").value; }
@@ -113,7 +129,12 @@ async function submit() {
   const form = new FormData();
   form.append(dub ? "face" : "video", state.files.face);
   if (state.files.audio) form.append("audio", state.files.audio);
-  else if (dub) { form.append("text", text); form.append("lang", $("tts-lang").value); form.append("rate", $("rate").value); }
+  else if (dub) {
+    form.append("text", text);
+    form.append("lang", $("tts-lang").value);
+    form.append("rate", $("rate").value);
+    if ($("voice").value) form.append("voice", $("voice").value);
+  }
   message(t("uploading"));
   $("submit").disabled = true;
   try {
@@ -314,4 +335,6 @@ $("lang-switch").addEventListener("click", () => {
   applyLang();
 });
 fetch("/health").then((r) => r.json()).then((h) => { state.health = h; showNotice(); }).catch(() => {});
+fetch("/voices").then((r) => r.json()).then((v) => { state.voices = v.voices || []; fillVoices(); }).catch(() => {});
+$("tts-lang").addEventListener("change", fillVoices);
 applyLang();
