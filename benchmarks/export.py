@@ -2,6 +2,7 @@
 
     python benchmarks/export.py --expert E.pth --generator G.pth --work W [--real-clips 8] [--pairs 3]
     (each part can run on its own, e.g. --real-clips 8 alone; the parts not run are kept in the JSON)
+    python benchmarks/export.py --speed-only --expert E.pth --generator G.pth   # the timings, in turns
 
 Each model is exported as ONNX and TorchScript, in float, int8 and fp16 (fp16 is meant for GPUs: here it
 runs on the CPU, so its speed is not its GPU speed), and every variant is loaded the way users load it
@@ -139,8 +140,9 @@ def real_expert(files: dict[str, Path], cases: list[dict]) -> dict:
                "shift_tracked_pm1": float(np.mean([abs(f - at0[clip] - k) <= 1 for clip, k, f in found])),
                "score_in_sync": float(np.mean(scores["in_sync"])), "score_shifted": float(np.mean(scores["shifted"])),
                "found": [f for _, _, f in found],
-               "model_s_per_10s": best_seconds(lambda: (model.expert.face_embed({"lips": c0["lips"][:, :250]}),
-                                                        model.expert.audio_embed(A.window_feats(c0["feats"][0], 0, 246)[None])))}
+               "model_s_per_10s": best_seconds(lambda: (
+                   model.expert.face_embed({"lips": c0["lips"][:, :250]}),
+                   model.expert.audio_embed(A.window_feats(c0["feats"][0], 0, 246)[None])))}
         rows[name] = row
         print(f"mesh expert  {name:18s} offsets+-1 {row['offset_acc_pm1']:.4f} tracked {row['shift_tracked_pm1']:.4f} "
               f"score {row['score_in_sync']:.3f}/{row['score_shifted']:.3f} model {row['model_s_per_10s']:.4f} s/10 s")
@@ -164,7 +166,8 @@ def generator(files: dict[str, Path], work: Path, pairs: int) -> dict:
         model = LipSyncInference(path, device="cpu")
         conf, recon = [], []
         for i in range(pairs):
-            va, vb, audio_b = held / "videos" / f"a{i}.mp4", held / "videos" / f"b{i}.mp4", held / "audios" / f"b{i}.wav"
+            va, vb = held / "videos" / f"a{i}.mp4", held / "videos" / f"b{i}.mp4"
+            audio_b = held / "audios" / f"b{i}.wav"
             dubbed = held / f"{name}_dub{i}.mp4"
             model.sync_video_audio(va, audio_b, dubbed)
             conf.append(model.compute_sync_score(dubbed)[1]["confidence"])
@@ -180,9 +183,43 @@ def generator(files: dict[str, Path], work: Path, pairs: int) -> dict:
                       "ssim": float(np.mean([r[0] for r in recon])), "psnr": float(np.mean([r[1] for r in recon])),
                       "model_s_per_32_frames": best_seconds(lambda: model.generator(faces, aud))}
         r = rows[name]
-        print(f"generator    {name:18s} SSIM {r['ssim']:.4f} PSNR {r['psnr']:.2f} confidence {r['confidence_dubbed']:.3f} "
+        print(f"generator    {name:18s} SSIM {r['ssim']:.4f} PSNR {r['psnr']:.2f} "
+              f"confidence {r['confidence_dubbed']:.3f} "
               f"model {r['model_s_per_32_frames']:.3f} s/32 frames")
     return rows
+
+
+@torch.no_grad()
+def paired_speed(groups: dict[str, dict[str, Path]], rounds: int = 7) -> dict:
+    """Every variant's model time measured in turns (round after round over all of them), so a machine whose
+    load changes by the minute slows them alike: seconds per 10 s of video (experts) or per 32 frames."""
+    calls = {}
+    for group, files in groups.items():
+        for name, path in files.items():
+            m = LipSyncInference(path, device="cpu")
+            e, g = m.expert, m.generator
+            aud = torch.rand(1, 246, A.MEL_WINDOW, e.dims.audio_bins)
+            if group == "generator":
+                x, a = torch.rand(32, 6, 96, 96), torch.rand(32, A.MEL_WINDOW, A.N_MELS)
+                calls[(group, name)] = lambda g=g, x=x, a=a: g(x, a)
+            elif group == "real_expert":
+                lips = torch.randn(1, 250, e.dims.lip_features)
+                calls[(group, name)] = lambda e=e, x=lips, aud=aud: (e.face_embed({"lips": x}), e.audio_embed(aud))
+            else:
+                crops = torch.rand(1, 250, 3, 96, 96)
+                calls[(group, name)] = lambda e=e, c=crops, aud=aud: (e.face_embed(c), e.audio_embed(aud))
+    best = {key: float("inf") for key in calls}
+    for fn in calls.values():
+        fn()  # warm-up
+    for _ in range(rounds):
+        for key, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - t0)
+    out: dict = {}
+    for (group, name), sec in best.items():
+        out.setdefault(group, {})[name] = round(sec, 4)
+    return out
 
 
 def verdicts(result: dict) -> dict:
@@ -194,8 +231,11 @@ def verdicts(result: dict) -> dict:
         if not rows:
             continue
         speed = "model_s_per_32_frames" if model == "generator" else "model_s_per_10s"
+        paired = result.get("paired_speed", {}).get(model)
+        secs = paired or {name: r[speed] for name, r in rows.items()}
         base = rows["checkpoint"]
-        out[model] = {name: {"speedup": round(base[speed] / r[speed], 2), f"{key}_change": round(r[key] - base[key], 4),
+        out[model] = {name: {"speedup": round(secs["checkpoint"] / secs[name], 2),
+                             f"{key}_change": round(r[key] - base[key], 4),
                              "within_limits": r[key] >= base[key] - limit} for name, r in rows.items()}
     return out
 
@@ -208,6 +248,7 @@ def main() -> int:
     p.add_argument("--real-clips", type=int, default=8)
     p.add_argument("--pairs", type=int, default=3)
     p.add_argument("--out", default=str(RESULTS / "export.json"))
+    p.add_argument("--speed-only", action="store_true", help="export again and time every variant in turns")
     args = p.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work)
@@ -215,12 +256,20 @@ def main() -> int:
     result: dict = {**old, "threads": 1, "variants": [v[0] for v in VARIANTS]}  # sections not run are kept
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if args.expert:
+        if args.speed_only:
+            groups = {"real_expert": variant_files(Path("pretrained"), tmp, "mesh")}
+            if args.expert:
+                groups["pixel_expert"] = variant_files(Path(args.expert), tmp, "pixel")
+            if args.generator:
+                groups["generator"] = variant_files(Path(args.generator), tmp, "gen")
+            result["paired_speed"] = paired_speed(groups)
+            print(result["paired_speed"])
+        elif args.expert:
             result["pixel_expert"] = pixel_expert(variant_files(Path(args.expert), tmp, "pixel"), work)
-        if args.real_clips and (REAL / "video").is_dir():
+        if args.real_clips and (REAL / "video").is_dir() and not args.speed_only:
             cases = real_cases(args.real_clips)
             result["real_expert"] = real_expert(variant_files(Path("pretrained"), tmp, "mesh"), cases)
-        if args.generator:
+        if args.generator and not args.speed_only:
             result["generator"] = generator(variant_files(Path(args.generator), tmp, "gen"), work, args.pairs)
         result["sizes_bytes"] = {**result.get("sizes_bytes", {}), **{f.name: f.stat().st_size for f in tmp.iterdir()}}
     result["verdicts"] = verdicts(result)
