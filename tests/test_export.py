@@ -153,3 +153,12 @@ def test_export_mistakes_are_clear_errors(checkpoints, tmp_path, capsys):
         init_weights(SyncExpert(PIXEL), tmp_path / "e.onnx", "sync")
     assert not is_exported(checkpoints["pixel_conv"])  # a .pth checkpoint stays a checkpoint
     assert not list(tmp_path.glob(".*.tmp"))  # failed writes leave no temp file
+
+
+def test_exported_shipped_expert_scores_like_it_through_the_face_mesh_path(synth_dir, tmp_path):
+    video = synth_dir / "videos" / "synth_0005.mp4"
+    out = export_model("pretrained", tmp_path / "lip_int8.onnx", "onnx", "int8")
+    score, d = LipSyncInference(device="cpu").compute_sync_score(video)
+    q_score, q = LipSyncInference(out, device="cpu").compute_sync_score(video)
+    assert q["offset_frames"] == d["offset_frames"] and q["num_faces"] == d["num_faces"]
+    assert q_score == pytest.approx(score, abs=0.02) and q["confidence"] == pytest.approx(d["confidence"], abs=0.02)
