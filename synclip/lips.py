@@ -10,7 +10,10 @@ frame onto a template head by a similarity fit, so only the mesh's shape counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import queue
+import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +26,8 @@ from .face import FaceTracker, Track, crop, square_boxes
 from .mesh import MESH_INPUT_PX, NUM_LANDMARKS
 
 TRIM_EVERY_FRAMES = 64
+SCAN_DETECT_EVERY = 2  # the scan detects faces on every 2nd frame; the mesh tracks them on every one
+SCAN_QUEUE_FRAMES = 8  # frames the detecting thread may run ahead of the mesh
 SCAN_MAX_SIDE_PX = 1920  # larger frames are decoded at this size for the one-pass scan (faces stay > 192 px)
 
 
@@ -74,38 +79,69 @@ def mesh_tracks(video: Path, squares: list[np.ndarray], mesh_factory: Callable, 
 def scan_faces(video: Path, info: media.VideoInfo, detector, mesh_factory: Callable, pad: float) -> list[Track]:
     """One decoding pass: the faces of every frame, linked into tracks (as ``face.detect_tracks`` gives them),
     each tracked face meshed on its detection's crop square (``pad`` as ``DataConfig.face_pad``). A track's
-    ``mesh`` maps frame -> (468, 3) landmarks in units of that frame's crop side."""
+    ``mesh`` maps frame -> (468, 3) landmarks in units of that frame's crop side.
+
+    Two threads: one decodes, detects and tracks, the other runs the meshes a few frames behind. Each
+    mediapipe call spends much of its time waiting on its graph's own threads, so the two overlap well."""
     k = min(1.0, SCAN_MAX_SIDE_PX / max(info.width, info.height))
     size = None if k == 1.0 else (2 * round(info.width * k / 2), 2 * round(info.height * k / 2))
     tracker = FaceTracker(info.num_frames)
+    found: queue.Queue = queue.Queue(maxsize=SCAN_QUEUE_FRAMES)  # (frame index, frame, [(square, track)])
+    failed: list[BaseException] = []
+    stop = threading.Event()
+
+    def detect() -> None:
+        frames = media.iter_frames(video, size=size)
+        try:
+            dets, squares = [], []
+            for i, frame in enumerate(frames):
+                if stop.is_set():
+                    return
+                if i % SCAN_DETECT_EVERY == 0 or not dets:
+                    dets = detector.detect(frame)
+                    squares = [square_boxes(d.box[None], pad, None if d.keypoints is None else d.keypoints[None])[0]
+                               for d in dets]
+                    for d in dets:  # the tracker works in source pixels
+                        d.box = d.box / k
+                        d.keypoints = None if d.keypoints is None else d.keypoints / k
+                else:  # in between, the faces stay where they were found (40 ms earlier)
+                    dets = [replace(d) for d in dets]
+                found.put((i, frame, list(zip(squares, tracker.update(i, dets)))))
+        except BaseException as e:  # raised again in the caller's thread
+            failed.append(e)
+        finally:
+            frames.close()
+            found.put(None)
+
+    thread = threading.Thread(target=detect, name="synclip-scan", daemon=True)
+    thread.start()
     meshes: dict[int, tuple[Track, object]] = {}  # id(track) -> (track, its mesh, which follows that face)
     n = 0
-    frames = media.iter_frames(video, size=size)
     try:
-        for i, frame in enumerate(frames):
-            dets = detector.detect(frame)
-            squares = [square_boxes(d.box[None], pad, None if d.keypoints is None else d.keypoints[None])[0]
-                       for d in dets]
-            for d in dets:  # the tracker works in source pixels
-                d.box = d.box / k
-                d.keypoints = None if d.keypoints is None else d.keypoints / k
-            for sq, track in zip(squares, tracker.update(i, dets)):
+        while (item := found.get()) is not None:
+            i, frame, faces = item
+            for sq, track in faces:
                 if id(track) not in meshes:
                     meshes[id(track)] = (track, mesh_factory())
-                found = meshes[id(track)][1].run(crop(frame, sq, MESH_INPUT_PX))
-                if found is not None:
-                    track.mesh[i] = found
+                lm = meshes[id(track)][1].run(crop(frame, sq, MESH_INPUT_PX))
+                if lm is not None:
+                    track.mesh[i] = lm
             n = i + 1
             if n % TRIM_EVERY_FRAMES == 0:
                 for key, (track, mesh) in list(meshes.items()):  # a face gone for good frees its mesh
-                    if i - track.last_seen > tracker.max_lost:
+                    if i - track.last_seen > tracker.max_lost:  # (the detecting thread is ahead: it is gone there too)
                         mesh.close()
                         del meshes[key]
                 trim_heap()
     finally:
-        frames.close()
+        stop.set()
+        while thread.is_alive():  # let the detecting thread finish its put and see the stop
+            with contextlib.suppress(queue.Empty):
+                found.get(timeout=0.1)
         for _, mesh in meshes.values():
             mesh.close()
+    if failed:
+        raise failed[0]
     return tracker.finish(n, min_frames=min(3, n))
 
 
