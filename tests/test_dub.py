@@ -9,13 +9,10 @@ import torch
 
 from synclip import audio as A
 from synclip import media
-from synclip.checkpoint import save_checkpoint
-from synclip.config import load_config
 from synclip.dub import DubOptions, dub_video, pingpong
 from synclip.errors import MediaError, NoFaceError
 from synclip.infer import LipSyncInference
 from synclip.models.generator import Discriminator, Generator, GeneratorDims
-from synclip.models.syncnet import SyncDims, SyncExpert
 
 
 @pytest.mark.parametrize("size", [96, 128, 192, 256])
@@ -50,15 +47,8 @@ def test_pingpong_goes_forward_then_back():
 
 
 @pytest.fixture(scope="module")
-def gen_model(tmp_path_factory):
-    torch.manual_seed(0)
-    sd = SyncDims(input_size=96, hidden_dim=16, num_layers=2, base_channels=4)
-    gd = GeneratorDims(input_size=96, base_channels=4)
-    path = tmp_path_factory.mktemp("g") / "gen.pth"
-    save_checkpoint(path, kind="generator", config=load_config(None).to_dict(), dims=gd.to_dict(),
-                    state_dict=Generator(gd).state_dict(),
-                    extra={"expert": {"dims": sd.to_dict(), "state_dict": SyncExpert(sd).state_dict()}})
-    return LipSyncInference(path, device="cpu")
+def gen_model(tiny_generator):
+    return LipSyncInference(tiny_generator, device="cpu")
 
 
 def test_dub_lasts_as_long_as_the_audio(gen_model, synth_dir, tmp_path):
