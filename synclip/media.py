@@ -36,6 +36,7 @@ AUDIO_EXTS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".aac")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 MAX_BAD_PACKETS = 50  # undecodable packets skipped before a file is given up as corrupt
+MIN_AUDIO_RATE_HZ = 4000  # below this a sound track cannot hold speech (telephone audio is 8 kHz)
 _TICK_EPS = 1e-6  # tolerance (ticks, seconds) against float rounding of exact timestamps
 
 _FIX_READABLE = "check it is a complete video or audio file; re-export or re-download it if it was cut short"
@@ -315,6 +316,9 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE_HZ) -> np.ndarra
         try:
             resampler, source = None, None
             for frame in _decoded(container, container.streams.audio[0], path):
+                if frame.sample_rate < MIN_AUDIO_RATE_HZ:  # 32000 samples at 1 Hz would be 9 hours at 16 kHz
+                    raise MediaError(f"its audio is sampled at {frame.sample_rate} Hz, too few for speech",
+                                     path=path, fix="resample it to 16 kHz (8 kHz at the least) first")
                 # A resampler is fixed to its first frame's rate and layout, and spliced files
                 # (mp3s above all) can change them mid-stream: drain it and start a new one.
                 if (frame.sample_rate, frame.layout.name, frame.format.name) != source:

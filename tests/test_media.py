@@ -369,3 +369,16 @@ def test_real_media() -> None:
         audio = read_audio(path)
         assert audio.dtype == np.float32 and audio.ndim == 1 and np.abs(audio).max() > 0.01, rel
         assert abs(audio.size / SR - seconds) < 0.1, f"{rel}: {audio.size / SR:.3f} s vs {seconds} s"
+
+
+def test_audio_sampled_too_slowly_for_speech_is_refused_at_once(tmp_path: Path) -> None:
+    """A wav declaring 1 Hz would resample to hours of 16 kHz audio; it is a clear error instead."""
+    path = tmp_path / "slow.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(1)
+        w.writeframes(np.zeros(32000, np.int16).tobytes())
+    with pytest.raises(MediaError, match="1 Hz") as err:
+        read_audio(path)
+    assert "slow.wav" in str(err.value) and "16 kHz" in str(err.value)
