@@ -81,8 +81,9 @@ def scan_faces(video: Path, info: media.VideoInfo, detector, mesh_factory: Calla
     each tracked face meshed on its detection's crop square (``pad`` as ``DataConfig.face_pad``). A track's
     ``mesh`` maps frame -> (468, 3) landmarks in units of that frame's crop side.
 
-    Two threads: one decodes, detects and tracks, the other runs the meshes a few frames behind. Each
-    mediapipe call spends much of its time waiting on its graph's own threads, so the two overlap well."""
+    Two threads: one decodes, detects (every SCAN_DETECT_EVERY-th frame) and tracks, the other runs the meshes
+    a few frames behind. They overlap only in part (mediapipe's calls mostly take turns under the GIL): on
+    60 s of 720p the scan took 15.4 s against 17.3 s for its parts one after another."""
     k = min(1.0, SCAN_MAX_SIDE_PX / max(info.width, info.height))
     size = None if k == 1.0 else (2 * round(info.width * k / 2), 2 * round(info.height * k / 2))
     tracker = FaceTracker(info.num_frames)
