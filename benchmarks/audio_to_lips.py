@@ -101,8 +101,8 @@ def main() -> int:
     trained = time.perf_counter() - t0
 
     preds = [dubbed(model, c, c.feats) for c in test]
-    gaps = [correlation(lip_gap(d.lips)[c.present[:d.num_frames]], lip_gap(c.lips[:d.num_frames])[c.present[:d.num_frames]])
-            for c, d in zip(test, preds)]
+    seen = [c.present[:d.num_frames] for c, d in zip(test, preds)]
+    gaps = [correlation(lip_gap(d.lips)[ok], lip_gap(c.lips[:d.num_frames])[ok]) for c, d, ok in zip(test, preds, seen)]
     others = [test[(k + 1) % len(test)].feats for k in range(len(test))]
     result = {"sources": args.sources, "source_lead": lead, "train_clips": len(train), "steps": args.steps,
               "train_seconds": round(trained), "history": history, "expert": str(args.expert),
