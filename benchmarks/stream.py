@@ -32,7 +32,7 @@ def load() -> float:
 def one_run(generator, data, video: Path, wav: np.ndarray, out: Path, chunk: int, realtime: bool,
             resize: int) -> dict:
     from synclip.dub import DubOptions
-    from synclip.stream import Streamer, arriving, paced, run_stream
+    from synclip.stream import BackgroundSink, Streamer, arriving, paced, run_stream
     from synclip.writer import GrowingWriter
 
     t0 = time.perf_counter()
@@ -40,8 +40,9 @@ def one_run(generator, data, video: Path, wav: np.ndarray, out: Path, chunk: int
     startup = time.perf_counter() - t0
     timed = paced(wav, chunk) if realtime else arriving(wav[i:i + chunk] for i in range(0, len(wav), chunk))
     before = load()
-    with GrowingWriter(out, *streamer.size) as writer:
-        report = run_stream(streamer, timed, sink=lambda f: writer.write(f.image, f.audio))
+    with GrowingWriter(out, *streamer.size) as writer, \
+            BackgroundSink(lambda f: writer.write(f.image, f.audio)) as sink:  # as the CLI writes
+        report = run_stream(streamer, timed, sink=sink)
     lat = np.asarray(report.latency_ms)
     steady = lat[len(lat) // 10:]  # the first tenth holds the warm-up (oneDNN's first calls of each shape)
     return {**report.summary(), "audio_pace": "real time" if realtime else "as fast as taken",

@@ -319,7 +319,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     from .checkpoint import load_generator, select_device
     from .media import read_audio
-    from .stream import LOOKAHEAD_MS, Streamer, arriving, paced, pcm_chunks, run_stream
+    from .stream import LOOKAHEAD_MS, BackgroundSink, Streamer, arriving, paced, pcm_chunks, run_stream
     from .writer import GrowingWriter
 
     import torch
@@ -339,8 +339,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     print(f"streaming to {args.out} (look-ahead: {LOOKAHEAD_MS} ms of audio after each frame's centre; Ctrl+C "
           f"stops and keeps what was drawn)", file=sys.stderr)
     with GrowingWriter(args.out, *streamer.size) as writer:
-        try:
-            report = run_stream(streamer, timed, sink=lambda f: writer.write(f.image, f.audio))
+        try:  # frames are encoded on a thread of their own while the next ones are drawn
+            with BackgroundSink(lambda f: writer.write(f.image, f.audio)) as sink:
+                report = run_stream(streamer, timed, sink=sink)
         except KeyboardInterrupt:
             print(f"interrupted: {writer.frames_written} frames kept in {args.out}", file=sys.stderr)
             return 130

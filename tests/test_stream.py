@@ -183,3 +183,28 @@ def test_cli_and_api_stream(generator, synth_dir, tmp_path, monkeypatch):
     model = LipSyncInference(ck, device="cpu")
     frames = list(model.stream(video, np.array_split(wav, 10)))
     assert [f.index for f in frames] == list(range(20)) and frames[0].image.shape[2] == 3
+
+
+def test_background_sink_writes_every_frame_in_order_and_reports_a_failure():
+    import threading
+
+    from synclip.stream import BackgroundSink
+
+    written, threads = [], set()
+
+    def write(frame):
+        threads.add(threading.current_thread().name)
+        written.append(frame)
+
+    with BackgroundSink(write, depth=2) as sink:
+        for k in range(20):
+            sink(k)
+    assert written == list(range(20)) and threads == {"synclip-sink"}  # all of them, in order, off the caller
+
+    def broken(frame):
+        raise OSError("disk full")
+
+    sink = BackgroundSink(broken)
+    sink(0)
+    with pytest.raises(OSError, match="disk full"):
+        sink.close()
