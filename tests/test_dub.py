@@ -136,3 +136,27 @@ def test_resize_static_and_box_options(gen_model, synth_dir, tmp_path):
     fixed = FrameSource(video, DubOptions(pads=nopad, box=box), *found).squares
     expected = square_boxes(np.asarray([box], np.float64), gen_model.data_cfg.face_pad, None)[0]
     assert fixed.shape == (info.num_frames, 3) and np.allclose(fixed, expected)
+
+
+def test_prefetched_keeps_order_raises_in_the_caller_and_stops_when_closed():
+    import threading
+
+    from synclip.dub import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise OSError("decoder died")
+
+    it = prefetched(broken())
+    assert next(it) == 1
+    with pytest.raises(OSError, match="decoder died"):
+        next(it)
+
+    before = set(threading.enumerate())
+    endless = prefetched(iter(int, 1), depth=2)  # never ends by itself
+    next(endless)
+    started = [t for t in threading.enumerate() if t not in before and t.name == "synclip-decode"]
+    endless.close()
+    assert len(started) == 1 and not started[0].is_alive()
