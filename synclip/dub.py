@@ -11,9 +11,6 @@ its ``batch_process``) with the one it holds.
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +23,7 @@ import torch
 from . import audio as A
 from . import media
 from .alloc import trim_heap
+from .background import prefetched
 from .config import DataConfig
 from .errors import MediaError, NoFaceError
 from .face import (FaceDetector, crop, detect_still, detect_tracks, lower_face_mask, paste, square_boxes,
@@ -33,7 +31,6 @@ from .face import (FaceDetector, crop, detect_still, detect_tracks, lower_face_m
 from .models.generator import Generator, mask_lower_half
 
 JPEG_CACHE_QUALITY = 95
-PREFETCH_FRAMES = 4  # source frames decoded ahead of the one being drawn
 
 
 @dataclass(frozen=True)
@@ -153,41 +150,6 @@ class FrameSource:
         finally:
             if encoder is not None:
                 encoder.shutdown(wait=False, cancel_futures=True)
-
-
-def prefetched(items: Iterator, depth: int = PREFETCH_FRAMES) -> Iterator:
-    """The items of ``items``, produced by a thread of their own up to ``depth`` ahead of the caller: decoding
-    the source (PyAV and OpenCV work outside the GIL) overlaps drawing. Errors are raised in the caller's thread;
-    closing the iterator stops the thread."""
-    waiting: queue.Queue = queue.Queue(maxsize=depth)
-    end, failed, stop = object(), [], threading.Event()
-
-    def run() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    break
-                waiting.put(item)
-        except BaseException as e:  # raised again in the caller's thread
-            failed.append(e)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-            waiting.put(end)
-
-    thread = threading.Thread(target=run, name="synclip-decode", daemon=True)
-    thread.start()
-    try:
-        while (item := waiting.get()) is not end:
-            yield item
-        if failed:
-            raise failed[0]
-    finally:
-        stop.set()
-        while thread.is_alive():  # let the thread finish a put and see the stop
-            with contextlib.suppress(queue.Empty):
-                waiting.get(timeout=0.1)
 
 
 def _jpeg(frame: np.ndarray) -> bytes:

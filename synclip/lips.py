@@ -10,18 +10,16 @@ frame onto a template head by a similarity fit, so only the mesh's shape counts.
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from . import media
 from .alloc import trim_heap
+from .background import prefetched
 from .face import FaceTracker, Track, crop, square_boxes
 from .mesh import MESH_INPUT_PX, NUM_LANDMARKS
 
@@ -87,40 +85,27 @@ def scan_faces(video: Path, info: media.VideoInfo, detector, mesh_factory: Calla
     k = min(1.0, SCAN_MAX_SIDE_PX / max(info.width, info.height))
     size = None if k == 1.0 else (2 * round(info.width * k / 2), 2 * round(info.height * k / 2))
     tracker = FaceTracker(info.num_frames)
-    found: queue.Queue = queue.Queue(maxsize=SCAN_QUEUE_FRAMES)  # (frame index, frame, [(square, track)])
-    failed: list[BaseException] = []
-    stop = threading.Event()
 
-    def detect() -> None:
-        frames = media.iter_frames(video, size=size)
-        try:
-            dets, squares = [], []
-            for i, frame in enumerate(frames):
-                if stop.is_set():
-                    return
-                if i % SCAN_DETECT_EVERY == 0 or not dets:
-                    dets = detector.detect(frame)
-                    squares = [square_boxes(d.box[None], pad, None if d.keypoints is None else d.keypoints[None])[0]
-                               for d in dets]
-                    for d in dets:  # the tracker works in source pixels
-                        d.box = d.box / k
-                        d.keypoints = None if d.keypoints is None else d.keypoints / k
-                else:  # in between, the faces stay where they were found (40 ms earlier)
-                    dets = [replace(d) for d in dets]
-                found.put((i, frame, list(zip(squares, tracker.update(i, dets)))))
-        except BaseException as e:  # raised again in the caller's thread
-            failed.append(e)
-        finally:
-            frames.close()
-            found.put(None)
+    def detected() -> Iterator[tuple[int, np.ndarray, list[tuple[np.ndarray, Track]]]]:
+        """(frame index, frame, [(crop square, track)]), on the detecting thread."""
+        dets, squares = [], []
+        for i, frame in enumerate(media.iter_frames(video, size=size)):
+            if i % SCAN_DETECT_EVERY == 0 or not dets:
+                dets = detector.detect(frame)
+                squares = [square_boxes(d.box[None], pad, None if d.keypoints is None else d.keypoints[None])[0]
+                           for d in dets]
+                for d in dets:  # the tracker works in source pixels
+                    d.box = d.box / k
+                    d.keypoints = None if d.keypoints is None else d.keypoints / k
+            else:  # in between, the faces stay where they were found (40 ms earlier)
+                dets = [replace(d) for d in dets]
+            yield i, frame, list(zip(squares, tracker.update(i, dets)))
 
-    thread = threading.Thread(target=detect, name="synclip-scan", daemon=True)
-    thread.start()
     meshes: dict[int, tuple[Track, object]] = {}  # id(track) -> (track, its mesh, which follows that face)
     n = 0
+    items = prefetched(detected(), depth=SCAN_QUEUE_FRAMES, name="synclip-scan")
     try:
-        while (item := found.get()) is not None:
-            i, frame, faces = item
+        for i, frame, faces in items:
             for sq, track in faces:
                 if id(track) not in meshes:
                     meshes[id(track)] = (track, mesh_factory())
@@ -135,14 +120,9 @@ def scan_faces(video: Path, info: media.VideoInfo, detector, mesh_factory: Calla
                         del meshes[key]
                 trim_heap()
     finally:
-        stop.set()
-        while thread.is_alive():  # let the detecting thread finish its put and see the stop
-            with contextlib.suppress(queue.Empty):
-                found.get(timeout=0.1)
+        items.close()  # stops the detecting thread before the tracker is read
         for _, mesh in meshes.values():
             mesh.close()
-    if failed:
-        raise failed[0]
     return tracker.finish(n, min_frames=min(3, n))
 
 

@@ -141,7 +141,7 @@ def test_resize_static_and_box_options(gen_model, synth_dir, tmp_path):
 def test_prefetched_keeps_order_raises_in_the_caller_and_stops_when_closed():
     import threading
 
-    from synclip.dub import prefetched
+    from synclip.background import prefetched
 
     assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
 
