@@ -62,6 +62,19 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RAT
         raise
 
 
+
+def _video_frame(frame: np.ndarray, size: tuple[int, int], encoded_size: tuple[int, int]) -> av.VideoFrame:
+    """A (height, width, 3) uint8 RGB frame, checked against ``size`` (width, height) and edge-padded to the
+    encoder's even ``encoded_size``, as a PyAV frame."""
+    frame = np.asarray(frame)
+    width, height = size
+    if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+        raise InputError(f"frame must be ({height}, {width}, 3) uint8, got {frame.shape} {frame.dtype}")
+    pad_w, pad_h = encoded_size[0] - width, encoded_size[1] - height
+    if pad_w or pad_h:
+        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+
 class VideoWriter:
     """H.264 (yuv420p, libx264) mp4 writer with optional AAC audio; a context manager.
 
@@ -111,13 +124,7 @@ class VideoWriter:
         """Encode one (height, width, 3) uint8 RGB frame."""
         if self._closed:
             raise InputError("write() after close()")
-        frame = np.asarray(frame)
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
-            raise InputError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {frame.shape} {frame.dtype}")
-        pad_w, pad_h = self.encoded_size[0] - self.width, self.encoded_size[1] - self.height
-        if pad_w or pad_h:
-            frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf = _video_frame(frame, (self.width, self.height), self.encoded_size)
         vf.pts = self.frames_written  # codec time base is 1/fps
         try:
             for packet in self._stream.encode(vf):
@@ -258,13 +265,7 @@ class GrowingWriter:
 
     def write(self, frame: np.ndarray, audio: np.ndarray) -> None:
         """One (height, width, 3) uint8 RGB frame and its sound ((n,) float in [-1, 1], normally 640 samples)."""
-        frame = np.asarray(frame)
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
-            raise InputError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {frame.shape} {frame.dtype}")
-        pad_w, pad_h = self.size[0] - self.width, self.size[1] - self.height
-        if pad_w or pad_h:
-            frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf = _video_frame(frame, (self.width, self.height), self.size)
         vf.pts = self.frames_written
         try:
             self._mux(self._video.encode(vf))
