@@ -32,7 +32,8 @@ def load() -> float:
 def one_run(generator, data, video: Path, wav: np.ndarray, out: Path, chunk: int, realtime: bool,
             resize: int) -> dict:
     from synclip.dub import DubOptions
-    from synclip.stream import BackgroundSink, Streamer, arriving, paced, run_stream
+    from synclip.background import BackgroundSink
+    from synclip.stream import Streamer, arriving, paced, run_stream
     from synclip.writer import GrowingWriter
 
     t0 = time.perf_counter()

@@ -319,7 +319,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     from .checkpoint import load_generator, select_device
     from .media import read_audio
-    from .stream import LOOKAHEAD_MS, BackgroundSink, Streamer, arriving, paced, pcm_chunks, run_stream
+    from .background import BackgroundSink
+    from .stream import LOOKAHEAD_MS, Streamer, arriving, paced, pcm_chunks, run_stream
     from .writer import GrowingWriter
 
     import torch

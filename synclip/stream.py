@@ -15,8 +15,6 @@ the offline frames.
 from __future__ import annotations
 
 import bisect
-import queue
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,49 +189,6 @@ class Streamer:
         if out:
             trim_heap()
         return out
-
-
-
-class BackgroundSink:
-    """Hands frames to ``write(frame)`` on a thread of its own, so encoding one frame overlaps drawing the next
-    (the encoder and the generator each spend most of their time outside the GIL). At most ``depth`` frames
-    wait; a full queue makes the caller wait, so memory stays bounded. An error in ``write`` is raised again
-    in the caller's thread at its next call or at ``close``.
-    """
-
-    def __init__(self, write: Callable[[StreamFrame], None], depth: int = 8):
-        self._write = write
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._error: list[BaseException] = []
-        self._thread = threading.Thread(target=self._run, name="synclip-sink", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (frame := self._queue.get()) is not None:
-            if not self._error:  # after a failure, frames are only drained
-                try:
-                    self._write(frame)
-                except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
-                    self._error.append(e)
-
-    def __call__(self, frame: StreamFrame) -> None:
-        if self._error:
-            raise self._error[0]
-        self._queue.put(frame)
-
-    def close(self) -> None:
-        """Wait until every frame handed over is written."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._error:
-            raise self._error[0]
-
-    def __enter__(self) -> "BackgroundSink":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 # -- audio sources: (piece, arrival time) pairs, and a run that times each frame against its audio's arrival --
 

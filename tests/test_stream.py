@@ -188,7 +188,7 @@ def test_cli_and_api_stream(generator, synth_dir, tmp_path, monkeypatch):
 def test_background_sink_writes_every_frame_in_order_and_reports_a_failure():
     import threading
 
-    from synclip.stream import BackgroundSink
+    from synclip.background import BackgroundSink
 
     written, threads = [], set()
 
