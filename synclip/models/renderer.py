@@ -1,0 +1,70 @@
+"""The presenter renderer: draws the lower face of a frame in a mouth shape given by face-mesh landmarks.
+
+Stage (b) of the two-stage presenter (stage (a), ``lips_audio.AudioToLips``, turns speech into the shape).
+Input: the target crop with its lower half blanked (pose, light, the upper face), a reference crop of the same
+person from another frame (what their lips, teeth and skin look like) and the shape map of the target's mouth
+(``render.shape_map``: lip outlines, mouth opening and jaw line rasterised at crop resolution, so the shape
+stays aligned with the pixels it governs). Output: the full crop, its upper half the target's own.
+
+A U-Net as the generator's (``models.generator``) without the audio path; the finest decoder stages run on
+the lower half only. Shapes: B batch, S crop side, K shape-map channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .blocks import ConvBlock, encoder_stage, stage_channels
+from .generator import LOWER_MARGIN_PX, LOWER_ONLY_STAGES, UpStage, num_stages
+
+SHAPE_CHANNELS = 3  # lip outlines, mouth opening (filled inner lip), jaw line
+
+
+@dataclass(frozen=True)
+class RendererDims:
+    input_size: int = 128
+    base_channels: int = 16  # 16 trains on one CPU core at 128 px (about 0.1 s per crop forward + backward)
+    shape_channels: int = SHAPE_CHANNELS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Renderer(nn.Module):
+    def __init__(self, dims: RendererDims):
+        super().__init__()
+        self.dims = dims
+        n = num_stages(dims.input_size)
+        chans = stage_channels(dims.base_channels, n + 1, cap=8 * dims.base_channels)
+        self.stem = ConvBlock(6 + dims.shape_channels, chans[0], 5)  # (6 + K, S, S) -> (c0, S, S)
+        self.down = nn.ModuleList(encoder_stage(chans[i], chans[i + 1]) for i in range(n))
+        self.bottleneck = ConvBlock(chans[-1], chans[-1], 3, residual=True)
+        self.up = nn.ModuleList(UpStage(chans[i + 1], chans[i], chans[i]) for i in reversed(range(n)))
+        self.head = nn.Conv2d(chans[0], 3, 1)
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, faces: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        """faces (B, 6, S, S) in [0, 1] (masked target, reference); shape (B, K, S, S) in [0, 1] -> (B, 3, S, S)."""
+        x = torch.cat([faces - 0.5, shape], 1).contiguous(memory_format=torch.channels_last)
+        x = self.stem(x)
+        skips = [x]
+        for stage in self.down:
+            x = stage(x)
+            skips.append(x)
+        x = self.bottleneck(x)
+        half = faces.shape[-2] // 2
+        n, x_top = len(self.up), 0  # x_top: the row (at x's scale) where x starts
+        fine = skips[:LOWER_ONLY_STAGES]
+        even = all(s.shape[-2] % 4 == 0 and s.shape[-2] >= 4 * LOWER_MARGIN_PX for s in fine)
+        lower_from = n - LOWER_ONLY_STAGES if even else n
+        for i, (stage, skip) in enumerate(zip(self.up, reversed(skips[:-1]))):
+            if i >= lower_from:  # lower half plus a margin only (as in the generator, which explains the rows)
+                top = skip.shape[-2] // 2 - LOWER_MARGIN_PX
+                x, skip = x[:, :, top // 2 - x_top:], skip[:, :, top:]
+                x_top = top
+            x = stage(x, skip)
+        drawn = torch.sigmoid(self.head(x))[:, :, half - x_top:]
+        return torch.cat([faces[:, :3, :half], drawn], dim=2)

@@ -1,0 +1,212 @@
+"""Drawing a presenter's mouth from landmarks: shape maps, training, rendering, and shapes from lip features.
+
+The renderer (``models.renderer``) learns from a presenter's own frames alone: every frame's face mesh says
+what shape its mouth has, so (masked frame, another frame, shape map) -> frame is a supervised task with no
+sync signal. Blur is what L1 alone gives where the shape is uncertain; here the shape is given, and the loss
+adds an edge term (L1 between image gradients) and SSIM, which both punish a smeared mouth.
+
+Crops are (N, S, S, 3) uint8 RGB; landmarks (N, 468, 3) in units of the crop side (``lips.LipTrack``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from .errors import CheckpointError
+from .mesh import LIPS_INNER, LIPS_OUTER, MOUTH_POINTS, STABLE, similarity_fit
+from .metrics import ssim
+from .models.renderer import Renderer, RendererDims
+from .store import atomic_path
+
+# The jaw from ear to ear along the chin, in contour order (mesh.JAW lists the same points unordered).
+JAW_CONTOUR = (172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397)
+SHAPE_BLUR_SIGMA_PX = 1.0  # soften the drawn lines so a sub-pixel move changes the map smoothly
+SUBPIXEL_BITS = 4  # cv2 draws at 1/16 px
+LINE_GAIN = 2.5  # a 1-px line blurred at sigma 1 peaks near 0.4: lift it to about 1
+FORMAT = "synclip-renderer-1"
+EDGE_WEIGHT = 1.0  # L1 between image gradients, against blur
+SSIM_WEIGHT = 0.2
+
+
+def shape_map(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """(468, 3) landmarks in crop units -> (3, size, size) float32 in [0, 1]: lip outlines (outer and inner),
+    the filled mouth opening, the jaw line. NaN landmarks (no mesh) give an empty map."""
+    out = np.zeros((3, size, size), np.uint8)
+    if np.isnan(landmarks[0, 0]):
+        return out.astype(np.float32)
+    pts = np.round(landmarks[:, :2] * size * (1 << SUBPIXEL_BITS)).astype(np.int32)
+    outer, inner, jaw = pts[list(LIPS_OUTER)], pts[list(LIPS_INNER)], pts[list(JAW_CONTOUR)]
+    line = dict(color=255, thickness=1, lineType=cv2.LINE_AA, shift=SUBPIXEL_BITS)
+    cv2.polylines(out[0], [outer, inner], True, **line)
+    cv2.fillPoly(out[1], [inner], 255, cv2.LINE_AA, SUBPIXEL_BITS)
+    cv2.polylines(out[2], [jaw], False, **line)
+    maps = out.astype(np.float32) / 255.0
+    for k in range(3):
+        maps[k] = cv2.GaussianBlur(maps[k], (0, 0), SHAPE_BLUR_SIGMA_PX)
+    maps[[0, 2]] *= LINE_GAIN
+    return np.clip(maps, 0.0, 1.0)
+
+
+def to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """(N, S, S, 3) uint8 -> (N, 3, S, S) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def to_images(x: torch.Tensor) -> np.ndarray:
+    """(N, 3, S, S) in [0, 1] -> (N, S, S, 3) uint8."""
+    return (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def model_inputs(targets: np.ndarray, references: np.ndarray, landmarks: np.ndarray
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops of the targets (only their upper halves are used), references, the targets' landmarks ->
+    faces (N, 6, S, S) with the target's lower half blanked, shape maps (N, 3, S, S)."""
+    t, r = to_tensor(targets), to_tensor(references)
+    t[:, :, t.shape[-2] // 2:] = 0.0
+    size = targets.shape[1]
+    shapes = torch.from_numpy(np.stack([shape_map(lm, size) for lm in landmarks]))
+    return torch.cat([t, r], 1), shapes
+
+
+def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def render_loss(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss on the lower halves of (B, 3, S, S): L1 + EDGE_WEIGHT * gradient L1 + SSIM_WEIGHT * (1 - SSIM)."""
+    half = pred.shape[-2] // 2
+    p, t = pred[:, :, half:], truth[:, :, half:]
+    l1 = (p - t).abs().mean()
+    (px, py), (tx, ty) = image_gradients(p), image_gradients(t)
+    edge = (px - tx).abs().mean() + (py - ty).abs().mean()
+    s = ssim(p, t).mean()
+    loss = l1 + EDGE_WEIGHT * edge + SSIM_WEIGHT * (1 - s)
+    return loss, {"l1": l1.item(), "edge": edge.item(), "ssim": s.item()}
+
+
+@dataclass
+class FitSettings:
+    minutes: float = 60.0  # wall time for training (pauses of the process count too)
+    max_steps: int = 10**9
+    batch: int = 16
+    lr: float = 1e-3
+    final_lr_share: float = 0.05  # cosine decay over the time budget down to this share of lr
+    seed: int = 0
+    eval_every: int = 250
+
+
+def fit(model: Renderer, sample: Callable[[np.random.Generator, int], tuple], settings: FitSettings,
+        evaluate: Callable[[Renderer], dict] | None = None, report: Callable[[str], None] = print) -> list[dict]:
+    """Train until the time budget or max_steps is spent. ``sample(rng, batch)`` -> (targets, references,
+    landmarks) numpy arrays as ``model_inputs`` takes them. Returns the curve: mean loss terms per
+    ``eval_every`` steps and ``evaluate(model)``'s figures there."""
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
+    rng = np.random.default_rng(settings.seed)
+    budget = settings.minutes * 60.0
+    t0, step, curve, running = time.perf_counter(), 0, [], []
+    model.train()
+    while step < settings.max_steps:
+        done = (time.perf_counter() - t0) / budget
+        if done >= 1.0:
+            break
+        for group in opt.param_groups:  # cosine over the time budget, not the steps: pauses do not skew it
+            group["lr"] = settings.lr * (settings.final_lr_share + (1 - settings.final_lr_share)
+                                         * 0.5 * (1 + math.cos(math.pi * done)))
+        targets, refs, lms = sample(rng, settings.batch)
+        faces, shapes = model_inputs(targets, refs, lms)
+        loss, terms = render_loss(model(faces, shapes), to_tensor(targets))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        running.append([loss.item(), terms["l1"], terms["edge"], terms["ssim"]])
+        if step % settings.eval_every == 0:
+            curve.append(_point(step, t0, running, model, evaluate))
+            report(_line(curve[-1]))
+            running = []
+    if running:
+        curve.append(_point(step, t0, running, model, evaluate))
+        report(_line(curve[-1]))
+    model.eval()
+    return curve
+
+
+def _point(step: int, t0: float, running: list, model: Renderer, evaluate) -> dict:
+    m = np.mean(running, 0)
+    point = {"step": step, "seconds": round(time.perf_counter() - t0), "loss": round(float(m[0]), 4),
+             "l1": round(float(m[1]), 4), "edge": round(float(m[2]), 4), "train_ssim": round(float(m[3]), 4)}
+    if evaluate is not None:
+        model.eval()
+        point.update(evaluate(model))
+        model.train()
+    return point
+
+
+def _line(p: dict) -> str:
+    return " ".join(f"{k} {v}" for k, v in p.items())
+
+
+@torch.no_grad()
+def draw(model: Renderer, targets: np.ndarray, references: np.ndarray, landmarks: np.ndarray,
+         batch: int = 32) -> np.ndarray:
+    """Each target crop redrawn with the mouth of its landmarks -> (N, S, S, 3) uint8 (upper half unchanged)."""
+    out = []
+    for a in range(0, len(targets), batch):
+        faces, shapes = model_inputs(targets[a:a + batch], references[a:a + batch], landmarks[a:a + batch])
+        out.append(to_images(model(faces, shapes)))
+    return np.concatenate(out) if out else np.zeros_like(targets)
+
+
+def mouth_from_features(landmarks: np.ndarray, features: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """A clip's landmarks (T, 468, 3) with the mouth points replaced by lip features (T, LIP_FEATURES) from
+    ``mesh.lip_features``' space (e.g. ``AudioToLips``' output): the features are added to the clip's median
+    frontalised mouth (its rest shape) and each frame is taken back to the crop with the inverse of its own
+    pose fit on ``template``. Frames without landmarks stay NaN."""
+    out = landmarks.copy()
+    seen = ~np.isnan(landmarks[:, 0, 0])
+    poses, frontal = {}, []
+    for t in np.flatnonzero(seen):
+        s, r, shift = similarity_fit(landmarks[t, list(STABLE)].astype(np.float64), template)
+        poses[t] = (s, r, shift)
+        frontal.append(s * landmarks[t, list(MOUTH_POINTS)] @ r.T + shift)
+    if not poses:
+        return out
+    rest = np.median(np.stack(frontal), axis=0)  # (P, 3)
+    mouth = rest[None] + features.reshape(len(features), -1, 3)
+    for t, (s, r, shift) in poses.items():
+        out[t, list(MOUTH_POINTS)] = ((mouth[t] - shift) @ r / s).astype(np.float32)
+    return out
+
+
+def save_renderer(path: Path, model: Renderer, step: int, metrics: dict | None = None) -> None:
+    """A plain dict (read with torch.load(weights_only=True)), written to a temp file and renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "dims": model.dims.to_dict(), "state_dict": model.state_dict(),
+                    "step": step, "metrics": metrics or {}}, tmp)
+
+
+def load_renderer(path: Path) -> Renderer:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds on bad bytes
+        raise CheckpointError(f"not a readable renderer ({type(e).__name__})", path=path,
+                              fix="train one with benchmarks/real_render.py") from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError("not a synclip renderer", path=path, fix="train one with benchmarks/real_render.py")
+    model = Renderer(RendererDims(**data["dims"]))
+    model.load_state_dict(data["state_dict"], strict=True)
+    return model.eval()
+
+
+def lower_half(crops: np.ndarray) -> np.ndarray:
+    return crops[:, crops.shape[1] // 2:]

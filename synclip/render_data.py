@@ -1,0 +1,119 @@
+"""The renderer's training data: one presenter's full face crops and face mesh, frame by frame.
+
+``extract`` tracks the subject's face in each clip (as ``corpus.extract`` does, on 2 spawn workers), and
+keeps for every 25 fps frame the whole square face crop at ``crop_px`` (uint8) and the 468 landmarks in
+units of that crop's side (float16). Unlike the expert's corpus cache (lower halves at 96 px, plus audio),
+the renderer needs the upper half too (it is the part it sees) and a larger side; it needs no audio.
+Written as ``.npz`` (arrays only) + ``.json`` index, each to a temp file and renamed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import media
+from .errors import DataError, SynclipError
+from .lips import lip_track
+from .store import write_arrays, write_json_atomic
+
+CACHE_FORMAT = 1
+MIN_FACE_SHARE = 0.5  # clips with a mesh in fewer frames than this are left out (as in the corpus)
+
+
+@dataclass
+class FaceClip:
+    name: str
+    crops: np.ndarray  # (T, S, S, 3) uint8 RGB face crops, zeros where no face
+    landmarks: np.ndarray  # (T, 468, 3) float32 in units of the crop side, NaN rows where no mesh
+
+    @property
+    def present(self) -> np.ndarray:
+        return ~np.isnan(self.landmarks[:, 0, 0])
+
+
+def track_faces(video: Path, detector, mesh_factory: Callable, crop_px: int) -> FaceClip:
+    track = lip_track(video, media.probe_video(video), detector, mesh_factory, crop_px=crop_px)
+    if track is None or track.present.mean() < MIN_FACE_SHARE:
+        share = 0.0 if track is None else track.present.mean()
+        raise DataError(f"a face mesh was found in only {share:.0%} of frames", path=video, fix="leave it out")
+    return FaceClip(video.stem, track.crops, track.landmarks)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(crop_px: int) -> None:
+    import cv2
+
+    from .face import FaceDetector
+    from .mesh import FaceMesh
+
+    cv2.setNumThreads(1)
+    _WORKER.update(detector=FaceDetector(), mesh=FaceMesh, crop_px=crop_px)
+
+
+def _work(video: Path) -> FaceClip | str:
+    try:
+        return track_faces(video, _WORKER["detector"], _WORKER["mesh"], _WORKER["crop_px"])
+    except SynclipError as e:
+        return str(e)
+    except Exception as e:  # one odd file must not stop the extraction; the reason is kept
+        return f"{video}: unexpected error: {type(e).__name__}: {e}"
+
+
+def _run(videos: list[Path], crop_px: int, workers: int) -> Iterator[FaceClip | str]:
+    if workers <= 1:
+        _init_worker(crop_px)
+        yield from (_work(v) for v in videos)
+        return
+    ctx = multiprocessing.get_context("spawn")  # mediapipe does not survive fork() well
+    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(crop_px,)) as pool:
+        yield from pool.map(_work, videos, chunksize=4)
+
+
+def extract(videos: list[Path], out: Path, crop_px: int, *, workers: int = 2,
+            progress: Callable[[int, int], None] | None = None) -> dict:
+    """The given clips -> ``out`` (.npz: frame_offsets, crops, landmarks) and ``out``.json (names, rejects)."""
+    if not videos:
+        raise DataError("no videos to extract", fix="check the corpus folder and the names asked for")
+    clips, rejects = [], []
+    for k, item in enumerate(_run(list(videos), crop_px, workers)):
+        (rejects if isinstance(item, str) else clips).append(item)
+        if progress:
+            progress(k + 1, len(videos))
+    if not clips:
+        raise DataError("no usable clip", fix="; ".join(rejects[:3]))
+    offsets = np.cumsum([0] + [len(c.crops) for c in clips]).astype(np.int64)
+    write_arrays(out, frame_offsets=offsets, crops=np.concatenate([c.crops for c in clips]),
+                 landmarks=np.concatenate([c.landmarks for c in clips]).astype(np.float16))
+    index = {"format": CACHE_FORMAT, "crop_px": crop_px, "names": [c.name for c in clips],
+             "num_frames": int(offsets[-1]), "rejects": rejects}
+    write_json_atomic(out.with_suffix(".json"), index)
+    return index
+
+
+def load_faces(path: Path, names: list[str] | None = None) -> dict[str, FaceClip]:
+    """{name: FaceClip} of a cache written by ``extract`` (only ``names`` when given)."""
+    path = Path(path)
+    index_path = path.with_suffix(".json")
+    if not path.is_file() or not index_path.is_file():
+        raise DataError("renderer cache not found", path=path, fix="run `python benchmarks/real_render.py --extract`")
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    if index.get("format") != CACHE_FORMAT:
+        raise DataError("renderer cache of another format", path=path, fix="extract it again")
+    with np.load(path, allow_pickle=False) as z:
+        offs, crops, lms = z["frame_offsets"], z["crops"], z["landmarks"]
+    wanted = set(index["names"] if names is None else names)
+    out = {}
+    for k, name in enumerate(index["names"]):
+        if name in wanted:
+            a, b = int(offs[k]), int(offs[k + 1])
+            out[name] = FaceClip(name, crops[a:b], lms[a:b].astype(np.float32))
+    return out

@@ -1,0 +1,137 @@
+"""The landmark-conditioned renderer: shape maps follow the landmarks, the model trains, files round-trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synclip.errors import CheckpointError
+from synclip.mesh import LIPS_INNER, MOUTH_POINTS, NUM_LANDMARKS, make_template
+from synclip.models.renderer import Renderer, RendererDims
+from synclip.render import (FitSettings, draw, fit, load_renderer, model_inputs, mouth_from_features,
+                            render_loss, save_renderer, shape_map, to_tensor)
+
+SIZE = 64
+
+
+def face_landmarks(seed: int = 0) -> np.ndarray:
+    """(468, 3) points spread over the crop's lower half, as a mesh's mouth would be (crop units)."""
+    rng = np.random.default_rng(seed)
+    lm = np.empty((NUM_LANDMARKS, 3), np.float32)
+    lm[:, 0] = rng.uniform(0.3, 0.7, NUM_LANDMARKS)
+    lm[:, 1] = rng.uniform(0.6, 0.8, NUM_LANDMARKS)
+    lm[:, 2] = rng.normal(0, 0.02, NUM_LANDMARKS)
+    return lm
+
+
+def tiny() -> Renderer:
+    torch.manual_seed(0)
+    return Renderer(RendererDims(input_size=SIZE, base_channels=4))
+
+
+def test_shape_map_follows_the_landmarks():
+    lm = face_landmarks()
+    a = shape_map(lm, SIZE)
+    assert a.shape == (3, SIZE, SIZE) and a.dtype == np.float32
+    assert 0.0 <= a.min() and a.max() <= 1.0 and a[0].max() > 0.5  # the lip lines are drawn
+    moved = lm.copy()
+    moved[:, 1] += 0.1  # the whole mouth 0.1 of the side (6.4 px) lower
+    b = shape_map(moved, SIZE)
+    rows = np.arange(SIZE)
+    centre_a = (a[0].sum(1) * rows).sum() / a[0].sum()
+    centre_b = (b[0].sum(1) * rows).sum() / b[0].sum()
+    assert centre_b - centre_a == pytest.approx(6.4, abs=0.5)
+
+
+def test_shape_map_opening_grows_with_the_inner_lips_apart():
+    ring = np.linspace(0, 2 * np.pi, len(LIPS_INNER), endpoint=False)
+
+    def opening(gap: float) -> float:
+        lm = face_landmarks()
+        lm[list(LIPS_INNER), 0] = 0.5 + 0.12 * np.cos(ring)  # an ellipse 0.24 wide, 2 * gap tall
+        lm[list(LIPS_INNER), 1] = 0.7 + gap * np.sin(ring)
+        return float(shape_map(lm, SIZE)[1].sum())
+
+    assert opening(0.08) > 2.5 * opening(0.02) > 0
+
+
+def test_no_landmarks_give_an_empty_map():
+    lm = np.full((NUM_LANDMARKS, 3), np.nan, np.float32)
+    assert not shape_map(lm, SIZE).any()
+
+
+def test_renderer_keeps_the_upper_half_and_draws_the_lower():
+    model = tiny().eval()
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    faces, shapes = model_inputs(crops, crops[::-1], np.stack([face_landmarks(1), face_landmarks(2)]))
+    assert faces.shape == (2, 6, SIZE, SIZE) and shapes.shape == (2, 3, SIZE, SIZE)
+    assert not faces[:, :3, SIZE // 2:].any()  # the target's lower half is blanked
+    out = model(faces, shapes)
+    assert out.shape == (2, 3, SIZE, SIZE)
+    assert torch.equal(out[:, :, :SIZE // 2], to_tensor(crops)[:, :, :SIZE // 2])
+    # A different shape map changes the drawn half: the condition reaches the output.
+    other = model(faces, torch.roll(shapes, 8, dims=-2))
+    assert (other[:, :, SIZE // 2:] - out[:, :, SIZE // 2:]).abs().max() > 1e-4
+
+
+def smooth_crops(n: int) -> np.ndarray:
+    """(n, SIZE, SIZE, 3) uint8 images made of soft blobs (learnable in a few steps, unlike pixel noise)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (n, 8, 8, 3)).astype(np.uint8)
+    return np.stack([cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC) for img in small])
+
+
+def test_a_few_steps_lower_the_loss():
+    model = tiny()
+    crops = smooth_crops(4)
+    lms = np.stack([face_landmarks(k) for k in range(4)])
+
+    def sample(r, batch):
+        return crops, crops[::-1], lms
+
+    faces, shapes = model_inputs(crops, crops[::-1], lms)
+    with torch.no_grad():
+        before = render_loss(model.eval()(faces, shapes), to_tensor(crops))[0].item()
+    curve = fit(model, sample, FitSettings(minutes=1.0, max_steps=30, batch=4, lr=3e-3, eval_every=10),
+                report=lambda s: None)
+    assert [p["step"] for p in curve] == [10, 20, 30]
+    with torch.no_grad():
+        after = render_loss(model(faces, shapes), to_tensor(crops))[0].item()
+    assert after < 0.9 * before
+
+
+def test_save_load_round_trip(tmp_path):
+    model = tiny().eval()
+    path = tmp_path / "renderer.pth"
+    save_renderer(path, model, step=7)
+    back = load_renderer(path)
+    assert back.dims == model.dims
+    crops = np.random.default_rng(0).integers(0, 256, (1, SIZE, SIZE, 3), dtype=np.uint8)
+    lm = face_landmarks()[None]
+    assert np.array_equal(draw(model, crops, crops, lm), draw(back, crops, crops, lm))
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        load_renderer(tmp_path / "bad.pth")
+
+
+def test_mouth_from_features_undoes_the_pose():
+    """Lip features of a posed clip, put back with mouth_from_features, land on the clip's own mouth points."""
+    from synclip.mesh import lip_features
+
+    rng = np.random.default_rng(0)
+    base = face_landmarks(3)
+    frames = []
+    for t in range(6):  # the same head turned, scaled and moved a little, its mouth opening a little more
+        f = base.copy()
+        f[list(MOUTH_POINTS), 1] += 0.004 * t
+        angle = 0.05 * t
+        rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+        frames.append(((1 + 0.02 * t) * f @ rot.T + rng.normal(0, 0.01, 3)).astype(np.float32))
+    clip = np.stack(frames)
+    template = make_template(clip)
+    back = mouth_from_features(clip, lip_features(clip, template), template)
+    assert np.abs(back - clip).max() < 1e-4
