@@ -1,6 +1,6 @@
 """Speech -> mouth shapes on real footage, judged by the shipped real-footage expert before anything is drawn.
 
-    python benchmarks/audio_to_lips.py [--sources grid_s1 lrc_ar] [--steps 1500]
+    python benchmarks/audio_to_lips.py [--sources grid_s1 lrc_ar] [--steps 1500] [--save PATH]
 
 Trains ``synclip.lips_audio.AudioToLips`` on the training parts of the corpus cache (the same splits as
 real_expert.py: grid_s1 by sentence 60/20/20, lrc_ar by blocks), in the shipped expert's lip-feature space,
@@ -70,6 +70,17 @@ def speech_pieces(path: Path) -> list[torch.Tensor]:
     return [A.normalize_mel(A.log_mel(wav[a:a + step])) for a in range(0, len(wav) - step + 1, step)]
 
 
+def save_model(path: Path, model: AudioToLips, template: np.ndarray, sources: list[str], steps: int) -> None:
+    """A plain dict of tensors and strings (read back with torch.load(weights_only=True)), written atomically."""
+    from synclip.store import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save({"kind": "audio_to_lips", "state_dict": model.state_dict(),
+                    "template": torch.from_numpy(template), "sources": sources, "steps": steps}, tmp)
+    print(f"saved {path}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", default=str(CACHE))
@@ -78,10 +89,14 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--expert", default=str(PRETRAINED_EXPERT))
     p.add_argument("--out", default=str(RESULTS / "audio_to_lips.json"))
+    p.add_argument("--save", default=None, help="keep the trained model here (state_dict + the expert's template)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default 2, as corpus_cache sets)")
     args = p.parse_args()
     cache = corpus_cache(args.cache)
     if cache is None:
         return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     data = load_checkpoint(args.expert, kind="sync")
     expert = expert_from(data, args.expert, torch.device("cpu")).eval()
@@ -99,6 +114,8 @@ def main() -> int:
     t0 = time.perf_counter()
     history = fit(model, train, args.steps)
     trained = time.perf_counter() - t0
+    if args.save:
+        save_model(Path(args.save), model, template, args.sources, args.steps)
 
     preds = [dubbed(model, c, c.feats) for c in test]
     seen = [c.present[:d.num_frames] for c, d in zip(test, preds)]
