@@ -390,21 +390,27 @@ def lower_face_mask(size: int, feather: float = 0.08) -> np.ndarray:
 def paste(frame: np.ndarray, face: np.ndarray, square: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Blend a generated crop back into the frame: face (S, S, 3) uint8 at square (cx, cy, side) with mask (S, S).
 
-    Only the square's bounding region of the frame is warped and blended (a crop is a small part of a 720p
-    frame, and this runs once per output frame).
+    Only the frame's pixels under the mask's footprint (the lower face, about half the square) are warped and
+    blended: everywhere else the weight is 0 and the frame's own pixels stay. A crop is a small part of a
+    720p frame, and this runs once per output frame.
     """
     cx, cy, side = (float(v) for v in square)
     h, w = frame.shape[:2]
-    x0, y0 = max(0, int(np.floor(cx - side / 2))), max(0, int(np.floor(cy - side / 2)))
-    x1, y1 = min(w, int(np.ceil(cx + side / 2)) + 1), min(h, int(np.ceil(cy + side / 2)) + 1)
     out = frame.copy()
-    if x1 <= x0 or y1 <= y0:
+    rows, cols = np.flatnonzero(mask.max(1) > 0), np.flatnonzero(mask.max(0) > 0)
+    if not len(rows):
         return out
     scale = side / face.shape[0]
-    m = np.array([[scale, 0, cx - side / 2 - x0], [0, scale, cy - side / 2 - y0]], dtype=np.float64)
+    left, top = cx - side / 2, cy - side / 2
+    # The footprint in frame pixels, one pixel wider each side for the bilinear warp's reach.
+    x0, y0 = max(0, int(np.floor(left + cols[0] * scale)) - 1), max(0, int(np.floor(top + rows[0] * scale)) - 1)
+    x1 = min(w, int(np.ceil(left + (cols[-1] + 1) * scale)) + 2)
+    y1 = min(h, int(np.ceil(top + (rows[-1] + 1) * scale)) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    m = np.array([[scale, 0, left - x0], [0, scale, top - y0]], dtype=np.float64)
     size = (x1 - x0, y1 - y0)
     warped = cv2.warpAffine(face, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    alpha = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
-    roi = frame[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + warped.astype(np.float32) * alpha + 0.5, 0, 255).astype(np.uint8)
+    alpha = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    out[y0:y1, x0:x1] = cv2.blendLinear(frame[y0:y1, x0:x1], warped, 1.0 - alpha, alpha)  # rounded, saturated
     return out

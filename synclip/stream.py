@@ -186,8 +186,8 @@ class Streamer:
             self.audio = self.audio[n * A.SAMPLES_PER_FRAME:]
             self.mel.drop_before(A.mel_start(self.painter.done - A.SYNC_FRAMES // 2))
             ready -= n
-        if out:
-            trim_heap()
+        if out and self.painter.done // A.VIDEO_FPS > (self.painter.done - len(out)) // A.VIDEO_FPS:
+            trim_heap()  # once a second of frames: each call costs about a millisecond
         return out
 
 # -- audio sources: (piece, arrival time) pairs, and a run that times each frame against its audio's arrival --

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -61,6 +62,25 @@ def test_crop_and_paste_round_trip():
     out = paste(frame, np.zeros_like(face), sq, mask)
     assert (out[:40] == frame[:40]).all(), "the upper face must stay untouched"
     assert out[76, 80].max() < 30, "the pasted lower face must show"
+
+
+def test_paste_blends_only_under_the_mask_and_as_a_whole_frame_blend_would():
+    # paste() works on the mask's footprint only; blending over the whole frame must give the same picture.
+    yy, xx = np.mgrid[0:240, 0:320]
+    frame = np.stack([xx % 256, yy, (xx + yy) % 256], -1).astype(np.uint8)  # smooth, so warps agree closely
+    face = np.full((96, 96, 3), (200, 30, 90), np.uint8)
+    mask = lower_face_mask(96)
+    for sq in (np.array([160.0, 120.0, 150.0]), np.array([300.0, 20.0, 130.0]), np.array([5.0, 230.0, 90.0])):
+        cx, cy, side = sq
+        scale = side / 96
+        m = np.array([[scale, 0, cx - side / 2], [0, scale, cy - side / 2]])
+        alpha = cv2.warpAffine(mask, m, (320, 240), flags=cv2.INTER_LINEAR)[..., None]
+        whole = cv2.warpAffine(face, m, (320, 240), flags=cv2.INTER_LINEAR).astype(np.float32)
+        want = np.clip(frame * (1 - alpha) + whole * alpha + 0.5, 0, 255).astype(np.uint8)
+        out = paste(frame, face, sq, mask)
+        assert np.abs(out.astype(int) - want).max() <= 2
+        assert (out[alpha[..., 0] == 0] == frame[alpha[..., 0] == 0]).all(), "no pixel outside the mask may change"
+        assert (out != frame).any()
 
 
 def test_square_boxes_put_the_mouth_low_in_the_crop():
