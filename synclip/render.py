@@ -19,6 +19,7 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .errors import CheckpointError
 from .mesh import LIPS_INNER, LIPS_OUTER, MOUTH_POINTS, STABLE, similarity_fit
@@ -34,6 +35,8 @@ LINE_GAIN = 2.5  # a 1-px line blurred at sigma 1 peaks near 0.4: lift it to abo
 FORMAT = "synclip-renderer-1"
 EDGE_WEIGHT = 1.0  # L1 between image gradients, against blur
 SSIM_WEIGHT = 0.2
+MOUTH_WEIGHT = 4.0  # extra loss weight near the lips
+MOUTH_REACH_PX = 6  # how far from the lip outlines that weight reaches (at 128 px: about a lip's thickness)
 
 
 def shape_map(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -80,13 +83,25 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
 
 
-def render_loss(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss on the lower halves of (B, 3, S, S): L1 + EDGE_WEIGHT * gradient L1 + SSIM_WEIGHT * (1 - SSIM)."""
+def mouth_weight(shapes: torch.Tensor) -> torch.Tensor:
+    """(B, K, S, S) shape maps -> (B, 1, S, S) loss weights: 1 + MOUTH_WEIGHT near the lips (their outlines
+    grown by MOUTH_REACH_PX), so the few hundred mouth pixels are not drowned by the chin and neck."""
+    k = 2 * MOUTH_REACH_PX + 1
+    near = F.max_pool2d(shapes[:, :1], k, stride=1, padding=MOUTH_REACH_PX).clamp(0, 1)
+    return 1.0 + MOUTH_WEIGHT * near
+
+
+def render_loss(pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss on the lower halves of (B, 3, S, S): L1 + EDGE_WEIGHT * gradient L1 (both weighted by ``weight``
+    (B, 1, S, S) where given, see ``mouth_weight``) + SSIM_WEIGHT * (1 - SSIM)."""
     half = pred.shape[-2] // 2
     p, t = pred[:, :, half:], truth[:, :, half:]
-    l1 = (p - t).abs().mean()
+    w = torch.ones_like(p[:, :1]) if weight is None else weight[:, :, half:]
+    w = w / w.mean()
+    l1 = ((p - t).abs() * w).mean()
     (px, py), (tx, ty) = image_gradients(p), image_gradients(t)
-    edge = (px - tx).abs().mean() + (py - ty).abs().mean()
+    edge = ((px - tx).abs() * w[..., :, 1:]).mean() + ((py - ty).abs() * w[..., 1:, :]).mean()
     s = ssim(p, t).mean()
     loss = l1 + EDGE_WEIGHT * edge + SSIM_WEIGHT * (1 - s)
     return loss, {"l1": l1.item(), "edge": edge.item(), "ssim": s.item()}
@@ -122,7 +137,7 @@ def fit(model: Renderer, sample: Callable[[np.random.Generator, int], tuple], se
                                          * 0.5 * (1 + math.cos(math.pi * done)))
         targets, refs, lms = sample(rng, settings.batch)
         faces, shapes = model_inputs(targets, refs, lms)
-        loss, terms = render_loss(model(faces, shapes), to_tensor(targets))
+        loss, terms = render_loss(model(faces, shapes), to_tensor(targets), mouth_weight(shapes))
         opt.zero_grad()
         loss.backward()
         opt.step()

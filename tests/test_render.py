@@ -85,7 +85,16 @@ def smooth_crops(n: int) -> np.ndarray:
     return np.stack([cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC) for img in small])
 
 
-def test_a_few_steps_lower_the_loss():
+@pytest.fixture
+def one_thread():
+    """One torch thread: a 64-px model gains nothing from more, and a busy machine makes them wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_few_steps_lower_the_loss(one_thread):
     model = tiny()
     crops = smooth_crops(4)
     lms = np.stack([face_landmarks(k) for k in range(4)])
@@ -94,13 +103,13 @@ def test_a_few_steps_lower_the_loss():
         return crops, crops[::-1], lms
 
     faces, shapes = model_inputs(crops, crops[::-1], lms)
-    with torch.no_grad():
-        before = render_loss(model.eval()(faces, shapes), to_tensor(crops))[0].item()
-    curve = fit(model, sample, FitSettings(minutes=1.0, max_steps=30, batch=4, lr=3e-3, eval_every=10),
+    with torch.no_grad():  # train mode both times: batch norm on the batch's own statistics
+        before = render_loss(model.train()(faces, shapes), to_tensor(crops))[0].item()
+    curve = fit(model, sample, FitSettings(minutes=10.0, max_steps=20, batch=4, lr=3e-3, eval_every=10),
                 report=lambda s: None)
-    assert [p["step"] for p in curve] == [10, 20, 30]
+    assert [p["step"] for p in curve] == [10, 20]
     with torch.no_grad():
-        after = render_loss(model(faces, shapes), to_tensor(crops))[0].item()
+        after = render_loss(model.train()(faces, shapes), to_tensor(crops))[0].item()
     assert after < 0.9 * before
 
 
@@ -135,3 +144,14 @@ def test_mouth_from_features_undoes_the_pose():
     template = make_template(clip)
     back = mouth_from_features(clip, lip_features(clip, template), template)
     assert np.abs(back - clip).max() < 1e-4
+
+
+def test_mouth_weight_is_high_on_the_lips_only():
+    from synclip.render import MOUTH_WEIGHT, mouth_weight
+
+    lm = face_landmarks()
+    lm[:, 0] = 0.5 + 0.6 * (lm[:, 0] - 0.5)  # a mouth in the crop's middle third, far from the corners
+    w = mouth_weight(torch.from_numpy(shape_map(lm, SIZE))[None])
+    assert w.shape == (1, 1, SIZE, SIZE)
+    assert w[0, 0, 0, 0] == 1.0  # far from the mouth: the plain weight
+    assert w.max() == pytest.approx(1.0 + MOUTH_WEIGHT)
