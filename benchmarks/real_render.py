@@ -1,0 +1,296 @@
+"""The landmark-conditioned renderer on the GRID presenter (issue 10, stage b): train, measure, show.
+
+    nice -n 10 python benchmarks/real_render.py --extract     # once: 128-px crops + mesh (~8 min, 2 workers)
+    nice -n 10 python benchmarks/real_render.py --minutes 60  # train on train sentences, measure on test ones
+        [--lips /work/runs/audio_to_lips_grid.pth]            # also draw shapes AudioToLips predicts from speech
+
+Split: grid_s1 by sentence, exactly as benchmarks/real_expert.py (60% train, 20% val, 20% test); only train
+and test sentences are extracted. Each test frame is redrawn from a reference frame of the same clip (at least
+REF_MIN_GAP frames away) and a shape: (i) its own real landmarks (the design's upper bound), (ii) the mouth
+AudioToLips predicts from the clip's speech, put on the frame's pose. The baseline pastes the reference's
+lower half unchanged (what "no mouth motion" scores). Figures: lower-half SSIM and PSNR at 128 px, and on the
+mouth box (around the real lips) sharpness (variance of the Laplacian, over the real frames') and colour
+difference (Delta E of the mean colour); also on the pause frames (real mouth closed).
+Writes benchmarks/results/real_render.json and docs/contact_sheet_grid_render.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from common import RESULTS, ROOT, save_result
+
+from synclip.mesh import LIPS_OUTER, mouth_opening  # noqa: E402
+from synclip.metrics import colour_difference, psnr, sharpness_ratio, ssim  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "grid_s1"
+CACHE = Path("/work/cache/render/grid_s1_128.npz")
+EXPERT_CACHE = Path("/work/cache/corpus/grid_s1.npz")  # the expert's corpus cache: audio for AudioToLips
+CROP_PX = 128
+REF_MIN_GAP = 10  # frames between a test frame and its reference (so the reference's mouth is another one)
+EVAL_STRIDE = 3  # every 3rd test frame is measured
+CURVE_CLIPS, CURVE_FRAMES = 48, 4  # the curve's quick test set: 4 frames of each of 48 test clips
+CLOSED_OPENING = 0.03  # inner-lip gap over mouth width below this: a closed mouth (a pause)
+
+
+def grid_split() -> dict[str, list[str]]:
+    from real_expert import split_names
+
+    return split_names("grid_s1", [p.stem for p in CORPUS.glob("*.mp4")])
+
+
+def run_extract(args) -> None:
+    from synclip.render_data import extract
+
+    parts = grid_split()
+    names = sorted(parts["train"] + parts["test"])
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if done % 20 == 0 or done == total:
+            print(f"extract {done}/{total} clips {time.perf_counter() - t0:.0f} s", flush=True)
+
+    index = extract([CORPUS / f"{n}.mp4" for n in names], Path(args.cache), CROP_PX, workers=2, progress=progress)
+    print(f"{len(index['names'])} clips, {index['num_frames']} frames, {len(index['rejects'])} left out, "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+
+class Frames:
+    """The frames of some clips in one array, and where each clip starts."""
+
+    def __init__(self, clips: list):
+        self.names = [c.name for c in clips]
+        self.crops = np.concatenate([c.crops for c in clips])
+        self.landmarks = np.concatenate([c.landmarks for c in clips])
+        self.starts = np.cumsum([0] + [len(c.crops) for c in clips])
+        self.clip_of = np.repeat(np.arange(len(clips)), np.diff(self.starts))
+        self.present = ~np.isnan(self.landmarks[:, 0, 0])
+
+    def reference(self, rng: np.random.Generator, i: int) -> int:
+        """Another frame with a face from the same clip, at least REF_MIN_GAP frames from i."""
+        a, b = self.starts[self.clip_of[i]], self.starts[self.clip_of[i] + 1]
+        choices = [j for j in range(a, b) if abs(j - i) >= REF_MIN_GAP and self.present[j]]
+        return int(rng.choice(choices)) if choices else i
+
+    def sampler(self):
+        usable = np.flatnonzero(self.present)
+
+        def sample(rng: np.random.Generator, batch: int):
+            idx = rng.choice(usable, batch)
+            refs = np.array([self.reference(rng, int(i)) for i in idx])
+            return self.crops[idx], self.crops[refs], self.landmarks[idx]
+        return sample
+
+
+def eval_frames(test: Frames, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(test frame indices, their reference indices): every EVAL_STRIDE-th frame with a face."""
+    rng = np.random.default_rng(seed)
+    idx = np.array([i for i in range(len(test.crops)) if test.present[i] and (i - test.starts[test.clip_of[i]])
+                    % EVAL_STRIDE == 0])
+    return idx, np.array([test.reference(rng, int(i)) for i in idx])
+
+
+def mouth_boxes(crops: np.ndarray, landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, h, w, 3) boxes of the crops centred on the real lips' centre."""
+    h, w = size
+    out = []
+    for img, lm in zip(crops, landmarks):
+        cx, cy = (lm[list(LIPS_OUTER), :2].mean(0) * img.shape[0]).round().astype(int)
+        y0, x0 = np.clip([cy - h // 2, cx - w // 2], 0, [img.shape[0] - h, img.shape[1] - w])
+        out.append(img[y0:y0 + h, x0:x0 + w])
+    return np.stack(out)
+
+
+def figures(generated: np.ndarray, truth: np.ndarray, landmarks: np.ndarray, box: tuple[int, int]) -> dict:
+    half = CROP_PX // 2
+    g = torch.from_numpy(generated[:, half:]).permute(0, 3, 1, 2).float() / 255
+    t = torch.from_numpy(truth[:, half:]).permute(0, 3, 1, 2).float() / 255
+    gm, tm = mouth_boxes(generated, landmarks, box), mouth_boxes(truth, landmarks, box)
+    return {"frames": len(generated), "ssim_lower": round(float(ssim(g, t).mean()), 4),
+            "psnr_lower_db": round(float(psnr(g, t).mean()), 2),
+            "sharpness_ratio_mouth": round(sharpness_ratio(gm, tm), 3),
+            "colour_difference_mouth": round(colour_difference(gm, tm), 2)}
+
+
+def box_size(landmarks: np.ndarray) -> tuple[int, int]:
+    """The mouth box: 1.5 mouth widths wide, 1.1 tall (median over frames), in crop pixels, even sides."""
+    width = np.nanmedian(np.linalg.norm(landmarks[:, 61, :2] - landmarks[:, 291, :2], axis=1)) * CROP_PX
+    return 2 * round(0.55 * width), 2 * round(0.75 * width)
+
+
+def predicted_landmarks(path: Path, test: Frames) -> np.ndarray:
+    """Every test frame's landmarks with the mouth AudioToLips predicts from its clip's own speech."""
+    from synclip import audio as A
+    from synclip.corpus import load_cache
+    from synclip.lips_audio import AudioToLips, centred, predict
+    from synclip.render import mouth_from_features
+
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    model = AudioToLips()
+    model.load_state_dict(data["state_dict"], strict=True)
+    model.eval()
+    template = data["template"].numpy()
+    wavs = {c.name: c.wav for c in load_cache(EXPERT_CACHE) if c.name in set(test.names)}
+    out = test.landmarks.copy()
+    for k, name in enumerate(test.names):
+        a, b = test.starts[k], test.starts[k + 1]
+        feats = A.normalize_mel(A.log_mel(wavs[name]))
+        present = torch.from_numpy(test.present[a:b])
+        lips = centred(predict(model, feats, b - a), present).numpy()
+        out[a:b] = mouth_from_features(test.landmarks[a:b], lips, template)
+    return out
+
+
+def contact_sheet(path: Path, rows: list[tuple[str, np.ndarray]]) -> None:
+    """Rows of crops (label, (K, S, S, 3)) -> one PNG, a label strip left of each row."""
+    label_w = 110
+    lines = []
+    for label, imgs in rows:
+        strip = np.full((imgs.shape[1], label_w, 3), 255, np.uint8)
+        for k, word in enumerate(label.split("\n")):
+            cv2.putText(strip, word, (4, 20 + 18 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        lines.append(np.concatenate([strip] + list(imgs), axis=1))
+    sheet = np.concatenate(lines, axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from synclip.store import atomic_path
+
+    with atomic_path(path) as tmp:
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+        tmp.write_bytes(buf.tobytes())
+    print(f"wrote {path}")
+
+
+def sheet_frames(test: Frames, idx: np.ndarray) -> np.ndarray:
+    """Positions in idx for the sheet, each from another clip: the two most closed mouths (pauses), then
+    mouths open at the 30th to 100th percentile of the test frames' opening."""
+    opening = mouth_opening(test.landmarks[idx])
+    clips = test.clip_of[idx]
+    chosen: list[int] = []
+
+    def take(order: np.ndarray, n: int) -> None:
+        for k in order:
+            if n == 0:
+                return
+            if clips[k] not in clips[chosen]:
+                chosen.append(int(k))
+                n -= 1
+
+    take(np.argsort(opening), 2)
+    for q in (0.3, 0.5, 0.7, 0.85, 0.95, 1.0):
+        take(np.argsort(np.abs(opening - np.quantile(opening, q))), 1)
+    return np.array(chosen)
+
+
+def run_train(args) -> int:
+    from synclip.models.renderer import Renderer, RendererDims
+    from synclip.render import FitSettings, draw, fit, save_renderer
+    from synclip.render_data import load_faces
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    parts = grid_split()
+    t0 = time.perf_counter()
+    faces = load_faces(Path(args.cache))
+    train = Frames([faces[n] for n in parts["train"] if n in faces][:args.max_train_clips])
+    test = Frames([faces[n] for n in parts["test"] if n in faces][:args.max_test_clips])
+    del faces
+    print(f"train {len(train.names)} clips {int(train.present.sum())} frames, test {len(test.names)} clips, "
+          f"loaded in {time.perf_counter() - t0:.0f} s", flush=True)
+    idx, refs = eval_frames(test)
+    rng = np.random.default_rng(2)
+    quick_clips = rng.choice(len(test.names), min(CURVE_CLIPS, len(test.names)), replace=False)
+    quick = np.array([k for k in range(len(idx)) if test.clip_of[idx[k]] in quick_clips])
+    quick = quick[np.linspace(0, len(quick) - 1, len(quick_clips) * CURVE_FRAMES).round().astype(int)]
+    box = box_size(test.landmarks[idx])
+
+    def evaluate(model) -> dict:
+        q, r = idx[quick], refs[quick]
+        out = draw(model, test.crops[q], test.crops[r], test.landmarks[q])
+        f = figures(out, test.crops[q], test.landmarks[q], box)
+        return {"test_ssim": f["ssim_lower"], "test_psnr": f["psnr_lower_db"], "test_sharp": f["sharpness_ratio_mouth"]}
+
+    model = Renderer(RendererDims(input_size=CROP_PX, base_channels=args.base))
+    settings = FitSettings(minutes=args.minutes, max_steps=args.steps, batch=args.batch, lr=args.lr,
+                           eval_every=args.eval_every)
+    t0 = time.perf_counter()
+    curve = fit(model, train.sampler(), settings, evaluate, report=lambda s: print(s, flush=True))
+    trained = time.perf_counter() - t0
+    save_renderer(Path(args.save), model, curve[-1]["step"] if curve else 0)
+
+    truth = test.crops[idx]
+    closed = mouth_opening(test.landmarks[idx]) < CLOSED_OPENING
+    baseline = truth.copy()
+    baseline[:, CROP_PX // 2:] = test.crops[refs][:, CROP_PX // 2:]
+    rows = {"no motion (reference's lower half pasted)": baseline,
+            "renderer, real landmarks": draw(model, truth, test.crops[refs], test.landmarks[idx])}
+    if args.lips:
+        pred = predicted_landmarks(Path(args.lips), test)
+        rows["renderer, AudioToLips shapes from the clip's speech"] = draw(model, truth, test.crops[refs], pred[idx])
+    table = {}
+    for name, out in rows.items():
+        table[name] = {"all": figures(out, truth, test.landmarks[idx], box),
+                       "pauses": figures(out[closed], truth[closed], test.landmarks[idx][closed], box)}
+        a, p = table[name]["all"], table[name]["pauses"]
+        print(f"{name:52s} SSIM {a['ssim_lower']:.4f} PSNR {a['psnr_lower_db']:.2f} sharp "
+              f"{a['sharpness_ratio_mouth']:.3f} dE {a['colour_difference_mouth']:.2f} | pauses SSIM "
+              f"{p['ssim_lower']:.4f} sharp {p['sharpness_ratio_mouth']:.3f}", flush=True)
+    pick = sheet_frames(test, idx)
+    sheet = [("truth", truth[pick])]
+    for name, label in (("renderer, real landmarks", "renderer:\nreal\nlandmarks"),
+                        ("renderer, AudioToLips shapes from the clip's speech", "renderer:\nshapes from\nspeech")):
+        if name in rows:
+            sheet.append((label, rows[name][pick]))
+            diff = np.abs(rows[name][pick].astype(np.int16) - truth[pick])
+            sheet.append(("|truth -\nabove| x3", np.clip(diff * 3, 0, 255).astype(np.uint8)))
+    sheet.append(("no motion\n(reference)", baseline[pick]))
+    contact_sheet(Path(args.sheet), sheet)
+    result = {"data": {"source": "grid_s1", "split": "by sentence, as real_expert.split_names (60/20/20)",
+                       "train_clips": len(train.names), "train_frames": int(train.present.sum()),
+                       "test_clips": len(test.names), "test_frames_measured": len(idx),
+                       "pause_frames_measured": int(closed.sum()), "crop_px": CROP_PX,
+                       "mouth_box_px": list(box), "reference_min_gap_frames": REF_MIN_GAP},
+              "model": {"base_channels": args.base, "parameters": sum(p.numel() for p in model.parameters())},
+              "training": {"seconds": round(trained), "steps": curve[-1]["step"] if curve else 0,
+                           "batch": args.batch, "lr": args.lr, "threads": args.threads},
+              "figures": table, "curve": curve,
+              "sheet_columns": [f"{test.names[test.clip_of[idx[k]]]}:{idx[k] - test.starts[test.clip_of[idx[k]]]}"
+                                for k in pick]}
+    save_result(args.out, result)
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--extract", action="store_true", help="build the 128-px cache of train and test clips")
+    p.add_argument("--cache", default=str(CACHE))
+    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--steps", type=int, default=10**9)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--base", type=int, default=16)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--max-train-clips", type=int, default=None)
+    p.add_argument("--max-test-clips", type=int, default=None, help="fewer test clips (a quick look)")
+    p.add_argument("--lips", default=None, help="an AudioToLips saved by audio_to_lips.py --save")
+    p.add_argument("--save", default="/work/runs/renderer_grid_128.pth")
+    p.add_argument("--out", default=str(RESULTS / "real_render.json"))
+    p.add_argument("--sheet", default=str(ROOT / "docs" / "contact_sheet_grid_render.png"))
+    args = p.parse_args()
+    if args.extract:
+        run_extract(args)
+        return 0
+    if not Path(args.cache).is_file():
+        print(f"skipped: no renderer cache at {args.cache} (run with --extract first)")
+        return 0
+    return run_train(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
