@@ -17,6 +17,7 @@ Writes benchmarks/results/real_render.json and docs/contact_sheet_grid_render.pn
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -112,7 +113,9 @@ def figures(generated: np.ndarray, truth: np.ndarray, landmarks: np.ndarray, box
     g = torch.from_numpy(generated[:, half:]).permute(0, 3, 1, 2).float() / 255
     t = torch.from_numpy(truth[:, half:]).permute(0, 3, 1, 2).float() / 255
     gm, tm = mouth_boxes(generated, landmarks, box), mouth_boxes(truth, landmarks, box)
+    gb, tb = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 for x in (gm, tm))
     return {"frames": len(generated), "ssim_lower": round(float(ssim(g, t).mean()), 4),
+            "ssim_mouth": round(float(ssim(gb, tb).mean()), 4),
             "psnr_lower_db": round(float(psnr(g, t).mean()), 2),
             "sharpness_ratio_mouth": round(sharpness_ratio(gm, tm), 3),
             "colour_difference_mouth": round(colour_difference(gm, tm), 2)}
@@ -187,9 +190,9 @@ def sheet_frames(test: Frames, idx: np.ndarray) -> np.ndarray:
     return np.array(chosen)
 
 
-def run_train(args) -> int:
+def run(args) -> int:
     from synclip.models.renderer import Renderer, RendererDims
-    from synclip.render import FitSettings, draw, fit, save_renderer
+    from synclip.render import FitSettings, draw, fit, load_renderer, save_renderer
     from synclip.render_data import load_faces
 
     torch.set_num_threads(args.threads)
@@ -215,13 +218,38 @@ def run_train(args) -> int:
         f = figures(out, test.crops[q], test.landmarks[q], box)
         return {"test_ssim": f["ssim_lower"], "test_psnr": f["psnr_lower_db"], "test_sharp": f["sharpness_ratio_mouth"]}
 
-    model = Renderer(RendererDims(input_size=CROP_PX, base_channels=args.base))
-    settings = FitSettings(minutes=args.minutes, max_steps=args.steps, batch=args.batch, lr=args.lr,
-                           eval_every=args.eval_every)
-    t0 = time.perf_counter()
-    curve = fit(model, train.sampler(), settings, evaluate, report=lambda s: print(s, flush=True))
-    trained = time.perf_counter() - t0
-    save_renderer(Path(args.save), model, curve[-1]["step"] if curve else 0)
+    if args.eval_only:  # measure a saved renderer again; its training record comes from the last results file
+        model = load_renderer(Path(args.save))
+        previous = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+        training, curve = previous.get("training", {}), previous.get("curve", [])
+    else:
+        model = Renderer(RendererDims(input_size=CROP_PX, base_channels=args.base))
+        settings = FitSettings(minutes=args.minutes, max_steps=args.steps, batch=args.batch, lr=args.lr,
+                               eval_every=args.eval_every)
+        t0 = time.perf_counter()
+        curve = fit(model, train.sampler(), settings, evaluate, report=lambda s: print(s, flush=True))
+        training = {"seconds": round(time.perf_counter() - t0), "steps": curve[-1]["step"] if curve else 0,
+                    "batch": args.batch, "lr": args.lr, "threads": args.threads}
+        save_renderer(Path(args.save), model, training["steps"])
+    table, pick, closed = measure(model, test, idx, refs, box, args)
+    result = {"data": {"source": "grid_s1", "split": "by sentence, as real_expert.split_names (60/20/20)",
+                       "train_clips": len(train.names), "train_frames": int(train.present.sum()),
+                       "test_clips": len(test.names), "test_frames_measured": len(idx),
+                       "pause_frames_measured": int(closed.sum()), "crop_px": CROP_PX,
+                       "mouth_box_px": list(box), "reference_min_gap_frames": REF_MIN_GAP},
+              "model": {**model.dims.to_dict(), "parameters": sum(p.numel() for p in model.parameters())},
+              "training": training, "figures": table, "curve": curve,
+              "sheet_columns": [f"{test.names[test.clip_of[idx[k]]]}:{idx[k] - test.starts[test.clip_of[idx[k]]]}"
+                                for k in pick]}
+    save_result(args.out, result)
+    return 0
+
+
+def measure(model, test: Frames, idx: np.ndarray, refs: np.ndarray, box: tuple[int, int], args
+            ) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The figures of each way of drawing the test frames, and the contact sheet. Returns the table, the
+    sheet's frames (positions in idx) and which measured frames are pauses."""
+    from synclip.render import draw
 
     truth = test.crops[idx]
     closed = mouth_opening(test.landmarks[idx]) < CLOSED_OPENING
@@ -237,8 +265,8 @@ def run_train(args) -> int:
         table[name] = {"all": figures(out, truth, test.landmarks[idx], box),
                        "pauses": figures(out[closed], truth[closed], test.landmarks[idx][closed], box)}
         a, p = table[name]["all"], table[name]["pauses"]
-        print(f"{name:52s} SSIM {a['ssim_lower']:.4f} PSNR {a['psnr_lower_db']:.2f} sharp "
-              f"{a['sharpness_ratio_mouth']:.3f} dE {a['colour_difference_mouth']:.2f} | pauses SSIM "
+        print(f"{name:52s} SSIM {a['ssim_lower']:.4f} (mouth {a['ssim_mouth']:.4f}) PSNR {a['psnr_lower_db']:.2f} "
+              f"sharp {a['sharpness_ratio_mouth']:.3f} dE {a['colour_difference_mouth']:.2f} | pauses SSIM "
               f"{p['ssim_lower']:.4f} sharp {p['sharpness_ratio_mouth']:.3f}", flush=True)
     pick = sheet_frames(test, idx)
     sheet = [("truth", truth[pick])]
@@ -250,19 +278,7 @@ def run_train(args) -> int:
             sheet.append(("|truth -\nabove| x3", np.clip(diff * 3, 0, 255).astype(np.uint8)))
     sheet.append(("no motion\n(reference)", baseline[pick]))
     contact_sheet(Path(args.sheet), sheet)
-    result = {"data": {"source": "grid_s1", "split": "by sentence, as real_expert.split_names (60/20/20)",
-                       "train_clips": len(train.names), "train_frames": int(train.present.sum()),
-                       "test_clips": len(test.names), "test_frames_measured": len(idx),
-                       "pause_frames_measured": int(closed.sum()), "crop_px": CROP_PX,
-                       "mouth_box_px": list(box), "reference_min_gap_frames": REF_MIN_GAP},
-              "model": {"base_channels": args.base, "parameters": sum(p.numel() for p in model.parameters())},
-              "training": {"seconds": round(trained), "steps": curve[-1]["step"] if curve else 0,
-                           "batch": args.batch, "lr": args.lr, "threads": args.threads},
-              "figures": table, "curve": curve,
-              "sheet_columns": [f"{test.names[test.clip_of[idx[k]]]}:{idx[k] - test.starts[test.clip_of[idx[k]]]}"
-                                for k in pick]}
-    save_result(args.out, result)
-    return 0
+    return table, pick, closed
 
 
 def main() -> int:
@@ -278,6 +294,7 @@ def main() -> int:
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--max-train-clips", type=int, default=None)
     p.add_argument("--max-test-clips", type=int, default=None, help="fewer test clips (a quick look)")
+    p.add_argument("--eval-only", action="store_true", help="measure the renderer saved at --save again")
     p.add_argument("--lips", default=None, help="an AudioToLips saved by audio_to_lips.py --save")
     p.add_argument("--save", default="/work/runs/renderer_grid_128.pth")
     p.add_argument("--out", default=str(RESULTS / "real_render.json"))
@@ -289,7 +306,7 @@ def main() -> int:
     if not Path(args.cache).is_file():
         print(f"skipped: no renderer cache at {args.cache} (run with --extract first)")
         return 0
-    return run_train(args)
+    return run(args)
 
 
 if __name__ == "__main__":
