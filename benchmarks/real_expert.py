@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import random
 import sys
 import time
@@ -152,7 +153,7 @@ def train_run(args, data: dict, ck_path: Path, device) -> tuple[LipSyncExpert, d
     train = [to_train_clip(c, source_of[id(c)], template, pixels) for c in train_raw]
     add_audio_variants(train, [c.wav for c in train_raw], args.audio_variants)
     dims = LipSyncDims(face_input=args.face_input, hidden_dim=args.hidden, context_frames=args.context,
-                       temporal=args.temporal)
+                       temporal=args.temporal, curve_input=args.curve_input)
     model = LipSyncExpert(dims)
     model.template.copy_(torch.from_numpy(template))
     model.lip_scale.copy_(lip_scale(train))
@@ -198,6 +199,8 @@ def main() -> int:
     p.add_argument("--out", default="")
     p.add_argument("--source-lead", nargs="*", default=[], metavar="SOURCE=K",
                    help="advance a source's audio by K frames first (a constant offset found by corpus_sync.py)")
+    p.add_argument("--curve-input", default="spread", choices=["spread", "margin"],
+                   help="what the sync score is calibrated on (models.lipsync.curve_margin)")
     p.add_argument("--from-checkpoint", default="", help="skip training: calibrate and measure this run's expert")
     p.add_argument("--ship", action="store_true", help="copy the result into synclip/pretrained with a model card")
     args = p.parse_args()
@@ -210,6 +213,7 @@ def main() -> int:
     ck_path = Path(args.checkpoint or RESULTS / f"real_expert_{args.face_input}.pth")
     if args.from_checkpoint:  # an earlier run's expert: calibrate and measure again, no training
         model, info = load_run(Path(args.from_checkpoint))
+        model.dims = replace(model.dims, curve_input=args.curve_input)  # calibrated afresh below
         conv = convert(data, model.template.numpy(), model.uses_pixels)
         val = {s: conv[s]["val"] for s in args.sources if conv[s].get("val")}
     else:

@@ -18,7 +18,7 @@ import torch
 
 from .errors import CheckpointError
 from .models.generator import GeneratorDims
-from .models.lipsync import LipSyncDims
+from .models.lipsync import LipSyncDims, calibrated_curve_score
 from .models.syncnet import SyncDims
 
 log = logging.getLogger(__name__)
@@ -223,12 +223,11 @@ class ExportedExpert:
     def pair_logits(self, face: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         return self.logit_scale * face @ audio.T + self.logit_bias
 
-    def curve_score(self, margin: float) -> float | None:
+    def curve_score(self, distances, at: int) -> float | None:
         """As ``LipSyncExpert.curve_score``: None when the expert was not calibrated (always, for pixels)."""
-        a, b = (float(v) for v in self.curve_calibration)
-        if a == 0.0:
+        if not isinstance(self.dims, LipSyncDims):
             return None
-        return float(torch.sigmoid(torch.tensor(a * margin + b)))
+        return calibrated_curve_score(self.curve_calibration, distances, at, self.dims.curve_input)
 
 
 class ExportedGenerator:

@@ -35,6 +35,7 @@ from .sync import OffsetResult, audio_embeddings, offset_curve, window_valid
 log = logging.getLogger(__name__)
 
 MIN_TRACK_COVERAGE = 0.2  # tracks seen on fewer frames are passers-by, not candidates for the speaker
+SPEAKER_WINDOW_FRAMES = 2  # the speaker's lips go with the sound as the video plays, give or take 80 ms
 FEATURE_BATCH_FRAMES = 64
 
 
@@ -121,12 +122,25 @@ def score_track(model: SyncExpert | LipSyncExpert, face: torch.Tensor, present: 
     window_scores = [float(p) if v else float("nan") for p, v in zip(as_played, valid)]
     if not valid.any():
         return res, 0.0, 0.0, window_scores
-    calibrated = getattr(model, "curve_score", lambda margin: None)  # the face-mesh expert scores by its curve
-    median = float(np.nanmedian(res.distances))
-    score = calibrated(median - res.distances[max_offset])
+    calibrated = getattr(model, "curve_score", lambda distances, at: None)  # the face-mesh expert: by its curve
+    score = calibrated(res.distances, max_offset)
     if score is not None:
-        return res, score, calibrated(res.confidence), window_scores
+        return res, score, calibrated(res.distances, int(np.nanargmin(res.distances))), window_scores
     return res, float(as_played[valid].mean()), float(at_best[valid].mean()), window_scores
+
+
+def speaking_margin(res: OffsetResult, window: int = SPEAKER_WINDOW_FRAMES) -> float:
+    """How well a face's lips go with the sound as the video plays: the deepest the offset curve dips below
+    its median within ``window`` frames of offset 0. Which face speaks is decided by this, not by each
+    face's deepest dip anywhere in the search: with two faces and one voice, the silent face's curve dips
+    somewhere by chance, and a speaker whose mouth moves little dips less. On composites of two shared
+    real clips the speaking face was named in 29 of 30 cases this way, 22 of 30 by the deepest dip
+    (README). A recording whose sound is off by more than the window for every face is judged by chance."""
+    d = np.asarray(res.distances, dtype=np.float64)
+    near = [k for k, o in enumerate(res.offsets) if abs(o) <= window and np.isfinite(d[k])]
+    if not near or not np.isfinite(d).any():
+        return float("-inf")
+    return float(np.nanmedian(d) - d[near].min())
 
 
 def shift_audio(wav: np.ndarray, offset_frames: int) -> np.ndarray:
@@ -165,7 +179,7 @@ class LipSyncInference:
         return A.fit_to_frames(media.read_audio(audio or video), info.num_frames)
 
     def analyse(self, video_path: str | Path, audio_path: str | Path | None = None) -> tuple[list[TrackScore], dict]:
-        """Every face track scored against the audio; best-confidence first."""
+        """Every face track scored against the audio; the speaker first (``speaking_margin``)."""
         video = Path(video_path)
         info = media.probe_video(video)
         wav = self._load_audio(video, Path(audio_path) if audio_path else None, info)
@@ -204,7 +218,7 @@ class LipSyncInference:
         if not out:
             raise NoFaceError("the lips could not be read in any 5 frames running (0.2 s)", path=video,
                               fix="use footage where a face is frontal, sharp and not tiny for a second or more")
-        out.sort(key=lambda s: -s.result.confidence)
+        out.sort(key=lambda s: -speaking_margin(s.result))
         return out, {"num_frames": n, "duration_s": n / A.VIDEO_FPS, "source_fps": info.fps}
 
     def compute_sync_score(self, video_path: str | Path, audio_path: str | Path | None = None) -> tuple[float, dict]:
@@ -213,8 +227,8 @@ class LipSyncInference:
         score: how in sync the video plays, in [0, 1] (see ``score_track``; > 0.5 = in sync); details:
         score_at_best_offset (what fix-offset would reach), offset_frames (+ = audio leads, 40 ms each),
         offset_ms, confidence (LSE-C: median - min of the distance curve), min_distance (LSE-D),
-        window_scores, face_coverage, speaker (index into tracks: the face with the best confidence),
-        speaker_box, tracks (every face scored), curve (offsets, distances)."""
+        window_scores, face_coverage, speaker (index into tracks: the face whose lips go best with the sound
+        as played, see ``speaking_margin``), speaker_box, tracks (every face scored), curve (offsets, distances)."""
         scores, meta = self.analyse(video_path, audio_path)
         best = scores[0]
         details = {

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import audio as A
+from .models.lipsync import curve_margin
 from .sync import audio_embeddings, window_valid
 
 
@@ -29,7 +30,7 @@ class Case:
     found: int
     confidence: float
     score: float  # sync score as the shifted clip plays (offset 0); nan for the reference
-    margin: float = float("nan")  # median of the distance curve minus its value at offset 0
+    margin: float = float("nan")  # the curve's median minus its value at offset 0 (models.lipsync.curve_margin)
 
     @property
     def hit(self) -> bool:
@@ -72,8 +73,8 @@ def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, aud
         offsets = np.arange(-max_offset, max_offset + 1)
         dist = np.array([float((face[v] - aud[v - o + k]).norm(dim=-1).mean()) for o in offsets])
         best = int(np.argmin(dist))
-        margin = float(np.median(dist) - dist[max_offset])  # at offset 0: as the shifted clip plays
-        score = model.curve_score(margin)
+        margin = curve_margin(dist, max_offset, model.dims.curve_input)  # at offset 0: as the shifted clip plays
+        score = model.curve_score(dist, max_offset)
         if score is None:
             score = float(torch.sigmoid(model.logits(face[v].to(device), aud[v + k].to(device))).mean())
         out.append(Case(clip.name, clip.source, k, int(offsets[best]), float(np.median(dist) - dist[best]),

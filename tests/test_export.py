@@ -23,7 +23,8 @@ CPU = torch.device("cpu")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 PIXEL = SyncDims(input_size=96, hidden_dim=16, num_layers=4, base_channels=4)  # 4 stages: a 3 x 6 map pooled to 2 x 4
 EXPERTS = {"pixel_conv": PIXEL, "pixel_transformer": SyncDims(**{**PIXEL.to_dict(), "temporal": "transformer"}),
-           "mesh_both": LipSyncDims(face_input="both", hidden_dim=16, base_channels=4, num_layers=4)}
+           "mesh_both": LipSyncDims(face_input="both", hidden_dim=16, base_channels=4, num_layers=4,
+                           curve_input="spread")}
 
 
 def _expert(dims) -> torch.nn.Module:
@@ -81,7 +82,8 @@ def test_expert_round_trip_gives_the_checkpoints_outputs(checkpoints, tmp_path, 
         assert torch.allclose(got.logits(f_got, a_got[:, :9]), ref.logits(f_ref, a_ref[:, :9]), atol=1e-3)
     if isinstance(ref, LipSyncExpert):  # what the face-mesh path reads besides the graphs
         assert torch.equal(got.template, ref.template)
-        assert got.curve_score(0.2) == pytest.approx(ref.curve_score(0.2))
+        curve = np.array([1.0, 0.95, 0.7, 1.05, 1.1])
+        assert got.curve_score(curve, 2) == pytest.approx(ref.curve_score(curve, 2))
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

@@ -101,3 +101,20 @@ def test_dub_needs_a_generator(model, synth_dir, tmp_path):
     with pytest.raises(CheckpointError, match="generator"):
         model.sync_video_audio(synth_dir / "videos" / "synth_0001.mp4", synth_dir / "audios" / "synth_0002.wav",
                                tmp_path / "x.mp4", mode="generate")
+
+
+def test_the_speaker_is_the_face_whose_lips_go_with_the_sound_as_played():
+    from synclip.infer import speaking_margin
+    from synclip.sync import OffsetResult
+
+    offsets = list(range(-10, 11))
+    flat = [1.0 + 0.01 * (k % 3) for k in range(21)]
+    chance = flat.copy()
+    chance[18] = 0.7  # the silent face: a deep dip far from offset 0, by chance
+    speaking = flat.copy()
+    speaking[11] = 0.9  # the speaker: a shallow dip one frame from offset 0
+    silent, speaker = (OffsetResult(8, 0.3, 0.7, offsets, chance), OffsetResult(1, 0.1, 0.9, offsets, speaking))
+    assert silent.confidence > speaker.confidence  # the deepest dip anywhere would name the wrong face
+    assert speaking_margin(speaker) > speaking_margin(silent)
+    assert speaking_margin(speaker, window=0) < speaking_margin(speaker)  # the dip at +1 lies outside a 0 window
+    assert speaking_margin(OffsetResult(0, 0.0, 1.0, offsets, [float("nan")] * 21)) == float("-inf")

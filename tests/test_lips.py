@@ -232,7 +232,24 @@ def test_calibration_separates_in_sync_margins_from_the_rest():
     neg = list(rng.normal(0.0, 0.05, 400))  # shifted or another voice: about the median
     a, b = fit_calibration(pos, neg)
     model = LipSyncExpert(LipSyncDims(hidden_dim=8))
-    assert model.curve_score(0.3) is None  # not calibrated yet: scoring falls back to window probabilities
+    curve = lambda margin: np.array([1.0, 0.9, 1.0 - margin, 1.1, 1.0])  # noqa: E731  (median 1, offset 0 at index 2)
+    assert model.curve_score(curve(0.3), 2) is None  # not calibrated yet: scoring falls back to window probabilities
     model.curve_calibration.copy_(torch.tensor([a, b]))
-    assert model.curve_score(0.3) > 0.9 and model.curve_score(0.0) < 0.1
-    assert abs(model.curve_score(0.15) - 0.5) < 0.15  # the boundary lies between the two groups
+    assert model.curve_score(curve(0.3), 2) > 0.9 and model.curve_score(curve(0.0), 2) < 0.1
+    assert abs(model.curve_score(curve(0.15), 2) - 0.5) < 0.15  # the boundary lies between the two groups
+
+
+def test_spread_margin_does_not_depend_on_the_curves_scale():
+    from synclip.models.lipsync import curve_margin
+
+    rng = np.random.default_rng(1)
+    d = 1.0 + 0.05 * rng.standard_normal(31)
+    d[15] = 0.8  # in sync: a dip at offset 0
+    flat = 1.0 + 0.2 * (d - 1.0)  # the same curve, five times flatter (a face unlike the training faces)
+    assert curve_margin(flat, 15, "margin") == pytest.approx(0.2 * curve_margin(d, 15, "margin"), rel=1e-6)
+    assert curve_margin(flat, 15, "spread") == pytest.approx(curve_margin(d, 15, "spread"), rel=1e-6)
+    assert curve_margin(d, 15, "spread") > 3 and abs(curve_margin(d, 3, "spread")) < 3
+    d[0] = np.nan  # an offset with no window to judge is left out
+    assert np.isfinite(curve_margin(d, 15, "spread"))
+    with pytest.raises(ValueError, match="curve_input"):
+        LipSyncExpert(LipSyncDims(hidden_dim=8, curve_input="zscore"))
