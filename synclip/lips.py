@@ -25,6 +25,7 @@ from .mesh import MESH_INPUT_PX, NUM_LANDMARKS
 
 TRIM_EVERY_FRAMES = 64
 SCAN_DETECT_EVERY = 2  # the scan detects faces on every 2nd frame; the mesh tracks them on every one
+SCAN_SQUARE_FOLLOW = 0.5  # each frame the mesh's crop square moves this share of the way to the detection's
 SCAN_QUEUE_FRAMES = 8  # frames the detecting thread may run ahead of the mesh
 SCAN_MAX_SIDE_PX = 1920  # larger frames are decoded at this size for the one-pass scan (faces stay > 192 px)
 
@@ -102,6 +103,7 @@ def scan_faces(video: Path, info: media.VideoInfo, detector, mesh_factory: Calla
             yield i, frame, list(zip(squares, tracker.update(i, dets)))
 
     meshes: dict[int, tuple[Track, object]] = {}  # id(track) -> (track, its mesh, which follows that face)
+    steady: dict[int, np.ndarray] = {}  # id(track) -> the crop square its mesh saw last
     n = 0
     items = prefetched(detected(), depth=SCAN_QUEUE_FRAMES, name="synclip-scan")
     try:
@@ -109,6 +111,10 @@ def scan_faces(video: Path, info: media.VideoInfo, detector, mesh_factory: Calla
             for sq, track in faces:
                 if id(track) not in meshes:
                     meshes[id(track)] = (track, mesh_factory())
+                    steady[id(track)] = sq
+                # Each detection's square jitters by a few pixels; the mesh, which tracks the face from crop to
+                # crop, reads steadier lips from a square that follows it smoothly (half-way each frame).
+                sq = steady[id(track)] = SCAN_SQUARE_FOLLOW * sq + (1 - SCAN_SQUARE_FOLLOW) * steady[id(track)]
                 lm = meshes[id(track)][1].run(crop(frame, sq, MESH_INPUT_PX))
                 if lm is not None:
                     track.mesh[i] = lm
@@ -117,7 +123,7 @@ def scan_faces(video: Path, info: media.VideoInfo, detector, mesh_factory: Calla
                 for key, (track, mesh) in list(meshes.items()):  # a face gone for good frees its mesh
                     if i - track.last_seen > tracker.max_lost:  # (the detecting thread is ahead: it is gone there too)
                         mesh.close()
-                        del meshes[key]
+                        del meshes[key], steady[key]
                 trim_heap()
     finally:
         items.close()  # stops the detecting thread before the tracker is read
