@@ -93,21 +93,30 @@ class Generator(nn.Module):
         a = self.audio_cnn(audio.transpose(1, 2)[:, None] - 0.5).flatten(1)  # (B, C * f * m)
         a = torch.relu(self.audio_proj(a))[:, :, None, None].expand(-1, -1, *x.shape[-2:])
         x = self.bottleneck(torch.cat([x, a], 1))
-        half = faces.shape[-2] // 2
-        n, x_top = len(self.up), 0  # x_top: the row (at x's scale) where x starts
-        fine = skips[:LOWER_ONLY_STAGES]  # the skips of the last decoder stages
-        even = all(s.shape[-2] % 4 == 0 and s.shape[-2] >= 4 * LOWER_MARGIN_PX for s in fine)
-        lower_from = n - LOWER_ONLY_STAGES if even else n  # else (odd or tiny sides) the whole map
-        for i, (stage, skip) in enumerate(zip(self.up, reversed(skips[:-1]))):
-            if i >= lower_from:
-                # Lower half only, plus a margin beyond the convs' edge effects: this stage's rows from `top`
-                # come from x's rows from top / 2 (the stage doubles the side).
-                top = skip.shape[-2] // 2 - LOWER_MARGIN_PX
-                x, skip = x[:, :, top // 2 - x_top:], skip[:, :, top:]
-                x_top = top
-            x = stage(x, skip)
-        drawn = torch.sigmoid(self.head(x))[:, :, half - x_top:]
-        return torch.cat([faces[:, :3, :half], drawn], dim=2)
+        return draw_lower_half(self.up, self.head, x, skips, faces)
+
+
+def draw_lower_half(up: nn.ModuleList, head: nn.Module, x: torch.Tensor, skips: list[torch.Tensor],
+                    faces: torch.Tensor) -> torch.Tensor:
+    """The decoder of the U-Nets that redraw a face's lower half (the generator, the renderer): ``up`` stages
+    from the bottleneck ``x`` over the encoder's ``skips``, then ``head`` to RGB; the last LOWER_ONLY_STAGES
+    work on the lower half only. Returns (B, 3, S, S): the target's own upper half (``faces[:, :3]``, never
+    masked) over the drawn lower half."""
+    half = faces.shape[-2] // 2
+    n, x_top = len(up), 0  # x_top: the row (at x's scale) where x starts
+    fine = skips[:LOWER_ONLY_STAGES]  # the skips of the last decoder stages
+    even = all(s.shape[-2] % 4 == 0 and s.shape[-2] >= 4 * LOWER_MARGIN_PX for s in fine)
+    lower_from = n - LOWER_ONLY_STAGES if even else n  # else (odd or tiny sides) the whole map
+    for i, (stage, skip) in enumerate(zip(up, reversed(skips[:-1]))):
+        if i >= lower_from:
+            # Lower half only, plus a margin beyond the convs' edge effects: this stage's rows from `top`
+            # come from x's rows from top / 2 (the stage doubles the side).
+            top = skip.shape[-2] // 2 - LOWER_MARGIN_PX
+            x, skip = x[:, :, top // 2 - x_top:], skip[:, :, top:]
+            x_top = top
+        x = stage(x, skip)
+    drawn = torch.sigmoid(head(x))[:, :, half - x_top:]
+    return torch.cat([faces[:, :3, :half], drawn], dim=2)
 
 
 def mask_lower_half(crops: torch.Tensor) -> torch.Tensor:

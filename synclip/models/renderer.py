@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .blocks import ConvBlock, encoder_stage, stage_channels
-from .generator import LOWER_MARGIN_PX, LOWER_ONLY_STAGES, UpStage, num_stages
+from .generator import UpStage, draw_lower_half, num_stages
 
 SHAPE_CHANNELS = 3  # lip outlines, mouth opening (filled inner lip), jaw line
 
@@ -55,16 +55,4 @@ class Renderer(nn.Module):
             x = stage(x)
             skips.append(x)
         x = self.bottleneck(x)
-        half = faces.shape[-2] // 2
-        n, x_top = len(self.up), 0  # x_top: the row (at x's scale) where x starts
-        fine = skips[:LOWER_ONLY_STAGES]
-        even = all(s.shape[-2] % 4 == 0 and s.shape[-2] >= 4 * LOWER_MARGIN_PX for s in fine)
-        lower_from = n - LOWER_ONLY_STAGES if even else n
-        for i, (stage, skip) in enumerate(zip(self.up, reversed(skips[:-1]))):
-            if i >= lower_from:  # lower half plus a margin only (as in the generator, which explains the rows)
-                top = skip.shape[-2] // 2 - LOWER_MARGIN_PX
-                x, skip = x[:, :, top // 2 - x_top:], skip[:, :, top:]
-                x_top = top
-            x = stage(x, skip)
-        drawn = torch.sigmoid(self.head(x))[:, :, half - x_top:]
-        return torch.cat([faces[:, :3, :half], drawn], dim=2)
+        return draw_lower_half(self.up, self.head, x, skips, faces)  # as the generator draws
