@@ -47,8 +47,8 @@ def test_default_expert_finds_a_real_clips_offset(model, tmp_path, lead):
     assert abs(d["offset_frames"] - lead) <= 1
     if lead == 0:
         assert score > 0.5
-    else:
-        assert score < 0.3 < d["score_at_best_offset"]
+    else:  # judged out of sync (shifted clips average 0.18, single ones up to ~0.3), and in sync once moved back
+        assert score < 0.5 and d["score_at_best_offset"] > score + 0.5
 
 
 @needs_real

@@ -92,7 +92,9 @@ def test_dub_job_streams_progress_and_gives_a_playable_result_and_report(tmp_pat
         seen = events(c, job["id"])
         assert seen[-1]["status"] == "done", seen[-1]
         stages = [e["stage"] for e in seen if e["status"] == "running"]
-        assert stages[0] in ("starting", "load") and {"load", "dub", "score"} <= set(stages)
+        order = ["starting", "load", "dub", "score"]
+        assert [order.index(x) for x in stages] == sorted(order.index(x) for x in stages)  # only forward
+        assert {"dub", "score"} <= set(stages)  # a subscriber on a busy machine may come after the short load
         pct = [e["percent"] for e in seen]
         assert pct == sorted(pct) and pct[-1] == 100.0
         assert any(e["eta_s"] is not None for e in seen)
