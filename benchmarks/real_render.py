@@ -2,7 +2,7 @@
 
     nice -n 10 python benchmarks/real_render.py --extract     # once: 128-px crops + mesh (24 min here, 2 workers)
     nice -n 10 python benchmarks/real_render.py --minutes 62  # train on train sentences, measure on test ones
-        [--lips /work/runs/audio_to_lips_grid.pth]            # also draw shapes AudioToLips predicts from speech
+        [--lips A2L.pth]    # also draw shapes AudioToLips predicts (benchmarks/audio_to_lips.py --save A2L.pth)
 
 Split: grid_s1 by sentence, exactly as benchmarks/real_expert.py (60% train, 20% val, 20% test); only train
 and test sentences are extracted. Each test frame is redrawn from a reference frame of the same clip (at least
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,8 +32,11 @@ from synclip.mesh import LIPS_OUTER, mouth_opening  # noqa: E402
 from synclip.metrics import colour_difference, psnr, sharpness_ratio, ssim  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "grid_s1"
-CACHE = Path("/work/cache/render/grid_s1_128.npz")
-EXPERT_CACHE = Path("/work/cache/corpus/grid_s1.npz")  # the expert's corpus cache: audio for AudioToLips
+# Caches and trained models live outside the project: ~/.cache/synclip, or $SYNCLIP_CACHE when set.
+CACHE_HOME = Path(os.environ.get("SYNCLIP_CACHE", Path.home() / ".cache" / "synclip"))
+CACHE = CACHE_HOME / "render" / "grid_s1_128.npz"
+EXPERT_CACHE = CACHE_HOME / "corpus" / "grid_s1.npz"  # the expert's corpus cache: audio for AudioToLips
+RENDERER = CACHE_HOME / "models" / "renderer_grid_128.pth"
 CROP_PX = 128
 REF_MIN_GAP = 10  # frames between a test frame and its reference (so the reference's mouth is another one)
 EVAL_STRIDE = 3  # every 3rd test frame is measured
@@ -304,7 +308,7 @@ def main() -> int:
     p.add_argument("--max-test-clips", type=int, default=None, help="fewer test clips (a quick look)")
     p.add_argument("--eval-only", action="store_true", help="measure the renderer saved at --save again")
     p.add_argument("--lips", default=None, help="an AudioToLips saved by audio_to_lips.py --save")
-    p.add_argument("--save", default="/work/runs/renderer_grid_128.pth")
+    p.add_argument("--save", default=str(RENDERER))
     p.add_argument("--out", default=str(RESULTS / "real_render.json"))
     p.add_argument("--sheet", default=str(ROOT / "docs" / "contact_sheet_grid_render.png"))
     args = p.parse_args()

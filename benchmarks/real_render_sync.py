@@ -2,6 +2,10 @@
 
     nice -n 10 python benchmarks/real_render_sync.py [--clips 40]
 
+It reads the caches and models of benchmarks/real_render.py (under ~/.cache/synclip or $SYNCLIP_CACHE):
+render/grid_s1_128.npz, corpus/grid_s1.npz, models/renderer_grid_128.pth (real_render.py) and
+models/audio_to_lips_grid.pth (audio_to_lips.py --sources grid_s1 --save).
+
 The bar: a GRID presenter dubbed to other sentences of his own and to other people's speech, the expert finds
 offset 0 +-1 and its confidence on the dub is at least 90% of its confidence on real footage of him; the
 undubbed footage against that speech stays far below.
@@ -31,13 +35,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from audio_to_lips import speech_pieces
 from common import REAL, RESULTS, ROOT, save_result
-from real_render import CACHE, EXPERT_CACHE, Frames, grid_split
+from real_render import CACHE, CACHE_HOME, EXPERT_CACHE, RENDERER, Frames, grid_split
 
 from synclip import audio as A  # noqa: E402
 from synclip.lips_eval import Case, expert_cases, reference_cases  # noqa: E402
@@ -47,8 +50,7 @@ from synclip.mesh import FaceMesh, lip_features, mouth_opening  # noqa: E402
 MAX_OFFSET = 15
 SPEECH = ("musetalk_eng.wav", "sadtalker_chinese_news.wav")
 CONFIDENCE_BAR = 0.9  # the dub's confidence over the real footage's, at least
-RENDERER = Path("/work/runs/renderer_grid_128.pth")
-AUDIO_TO_LIPS = Path("/work/runs/audio_to_lips_grid.pth")
+AUDIO_TO_LIPS = CACHE_HOME / "models" / "audio_to_lips_grid.pth"
 
 
 @dataclass
@@ -241,8 +243,8 @@ def main() -> int:
               "data": {"source": "grid_s1 test sentences (real_render.grid_split), first by sorted name",
                        "clips": out["names"], "renderer": str(RENDERER), "audio_to_lips": str(AUDIO_TO_LIPS),
                        "expert": "synclip/pretrained/lip_expert.pth", "speech": list(SPEECH),
-                       "frames": "128-px crops of /work/cache/render/grid_s1_128.npz, re-meshed with FaceMesh",
-                       "audio": "16 kHz speech of /work/cache/corpus/grid_s1.npz (no lead)"},
+                       "frames": f"128-px crops of {CACHE}, re-meshed with FaceMesh",
+                       "audio": f"16 kHz speech of {EXPERT_CACHE} (no lead)"},
               "bars": {k: {"within_1": out["table"][k]["expert_within_1"],
                            "confidence_over_real": out["table"][k]["confidence_over_real"],
                            "confidence_met": out["table"][k]["confidence_over_real"] >= CONFIDENCE_BAR,
