@@ -55,7 +55,7 @@ def test_default_expert_finds_a_real_clips_offset(model, tmp_path, lead):
 def test_own_voice_scores_high_and_other_voices_lower(model, tmp_path):
     # The calibrated score reads the offset curve in its own spread (MODEL_CARD.md, "Calibration"): this clip in
     # sync scores about 0.99. Its curve with musetalk_eng's voice is so flat that a chance dip at offset 0
-    # still reaches about 0.7 (the known weakness); with sadtalker's voice about 0.3.
+    # still reaches about 0.6 (the known weakness); with sadtalker's voice about 0.3.
     info = media.probe_video(CLIP)
     own, _ = model.compute_sync_score(CLIP)
     assert own > 0.9
