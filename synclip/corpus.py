@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -82,23 +83,27 @@ def _init_worker() -> None:
     _WORKER["mesh"] = FaceMesh
 
 
-def _work(video: Path) -> CorpusClip | str:
+def _work(track: Callable, video: Path):
     try:
-        return track_clip(video, _WORKER["detector"], _WORKER["mesh"])
+        return track(video, _WORKER["detector"], _WORKER["mesh"])
     except SynclipError as e:
         return str(e)
     except Exception as e:  # an odd file must not stop the corpus; the reason is kept
         return f"{video}: unexpected error: {type(e).__name__}: {e}"
 
 
-def _run(videos: list[Path], workers: int) -> Iterator[CorpusClip | str]:
+def track_videos(videos: list[Path], track: Callable, workers: int) -> Iterator:
+    """``track(video, detector, mesh_factory)`` for each video, in order, on ``workers`` processes (each with a
+    detector of its own); a video it fails on gives the one-line reason (str) instead. ``track`` must be a
+    module-level function (or a partial of one): spawned processes receive it by name."""
+    job = partial(_work, track)
     if workers <= 1:
         _init_worker()
-        yield from (_work(v) for v in videos)
+        yield from (job(v) for v in videos)
         return
     ctx = multiprocessing.get_context("spawn")  # mediapipe does not survive fork() well
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
-        yield from pool.map(_work, videos, chunksize=4)
+        yield from pool.map(job, videos, chunksize=4)
 
 
 def extract(src_dir: Path, out: Path, *, workers: int = 2, limit: int | None = None,
@@ -108,7 +113,7 @@ def extract(src_dir: Path, out: Path, *, workers: int = 2, limit: int | None = N
     if not videos:
         raise DataError("no videos found", path=src_dir, fix="point --src at a folder of talking-face clips")
     clips, rejects = [], []
-    for k, item in enumerate(_run(videos, workers)):
+    for k, item in enumerate(track_videos(videos, track_clip, workers)):
         (rejects if isinstance(item, str) else clips).append(item)
         if progress:
             progress(k + 1, len(videos))

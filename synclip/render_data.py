@@ -1,6 +1,6 @@
 """The renderer's training data: one presenter's full face crops and face mesh, frame by frame.
 
-``extract`` tracks the subject's face in each clip (as ``corpus.extract`` does, on 2 spawn workers), and
+``extract`` tracks the subject's face in each clip (``corpus.track_videos``, as the corpus does), and
 keeps for every 25 fps frame the whole square face crop at ``crop_px`` (uint8) and the 468 landmarks in
 units of that crop's side (float16). Unlike the expert's corpus cache (lower halves at 96 px, plus audio),
 the renderer needs the upper half too (it is the part it sees) and a larger side; it needs no audio.
@@ -9,22 +9,21 @@ Written as ``.npz`` (arrays only) + ``.json`` index, each to a temp file and ren
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
-import multiprocessing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from . import media
-from .errors import DataError, SynclipError
+from .corpus import MIN_FACE_SHARE, track_videos  # clips meshed in fewer frames are left out, as in the corpus
+from .errors import DataError
 from .lips import lip_track
 from .store import write_arrays, write_json_atomic
 
 CACHE_FORMAT = 1
-MIN_FACE_SHARE = 0.5  # clips with a mesh in fewer frames than this are left out (as in the corpus)
 
 
 @dataclass
@@ -46,45 +45,13 @@ def track_faces(video: Path, detector, mesh_factory: Callable, crop_px: int) -> 
     return FaceClip(video.stem, track.crops, track.landmarks)
 
 
-_WORKER: dict = {}
-
-
-def _init_worker(crop_px: int) -> None:
-    import cv2
-
-    from .face import FaceDetector
-    from .mesh import FaceMesh
-
-    cv2.setNumThreads(1)
-    _WORKER.update(detector=FaceDetector(), mesh=FaceMesh, crop_px=crop_px)
-
-
-def _work(video: Path) -> FaceClip | str:
-    try:
-        return track_faces(video, _WORKER["detector"], _WORKER["mesh"], _WORKER["crop_px"])
-    except SynclipError as e:
-        return str(e)
-    except Exception as e:  # one odd file must not stop the extraction; the reason is kept
-        return f"{video}: unexpected error: {type(e).__name__}: {e}"
-
-
-def _run(videos: list[Path], crop_px: int, workers: int) -> Iterator[FaceClip | str]:
-    if workers <= 1:
-        _init_worker(crop_px)
-        yield from (_work(v) for v in videos)
-        return
-    ctx = multiprocessing.get_context("spawn")  # mediapipe does not survive fork() well
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(crop_px,)) as pool:
-        yield from pool.map(_work, videos, chunksize=4)
-
-
 def extract(videos: list[Path], out: Path, crop_px: int, *, workers: int = 2,
             progress: Callable[[int, int], None] | None = None) -> dict:
     """The given clips -> ``out`` (.npz: frame_offsets, crops, landmarks) and ``out``.json (names, rejects)."""
     if not videos:
         raise DataError("no videos to extract", fix="check the corpus folder and the names asked for")
     clips, rejects = [], []
-    for k, item in enumerate(_run(list(videos), crop_px, workers)):
+    for k, item in enumerate(track_videos(list(videos), partial(track_faces, crop_px=crop_px), workers)):
         (rejects if isinstance(item, str) else clips).append(item)
         if progress:
             progress(k + 1, len(videos))
