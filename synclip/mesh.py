@@ -83,14 +83,18 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
     return scale, rot, mu_d - scale * rot @ mu_s
 
 
+def frame_poses(landmarks: np.ndarray, template: np.ndarray) -> dict[int, tuple[float, np.ndarray, np.ndarray]]:
+    """{frame: (s, R, shift)} mapping each frame's stable points onto ``template`` (``similarity_fit``), for the
+    frames of (T, 468, 3) landmarks that have a mesh."""
+    return {t: similarity_fit(frame[list(STABLE)].astype(np.float64), template)
+            for t, frame in enumerate(landmarks) if not np.isnan(frame[0, 0])}
+
+
 def frontalise(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
     """(T, 468, 3) landmarks (NaN rows allowed) -> the same, each frame moved onto ``template`` (len(STABLE), 3)."""
     out = np.full_like(landmarks, np.nan, dtype=np.float32)
-    for t, frame in enumerate(landmarks):
-        if np.isnan(frame[0, 0]):
-            continue
-        s, r, shift = similarity_fit(frame[list(STABLE)].astype(np.float64), template)
-        out[t] = (s * frame @ r.T + shift).astype(np.float32)
+    for t, (s, r, shift) in frame_poses(landmarks, template).items():
+        out[t] = (s * landmarks[t] @ r.T + shift).astype(np.float32)
     return out
 
 

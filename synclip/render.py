@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CheckpointError
-from .mesh import LIPS_INNER, LIPS_OUTER, MOUTH_POINTS, STABLE, similarity_fit
+from .mesh import LIPS_INNER, LIPS_OUTER, MOUTH_POINTS, frame_poses
 from .metrics import ssim
 from .models.renderer import Renderer, RendererDims
 from .store import atomic_path
@@ -186,14 +186,10 @@ def mouth_from_features(landmarks: np.ndarray, features: np.ndarray, template: n
     frontalised mouth (its rest shape) and each frame is taken back to the crop with the inverse of its own
     pose fit on ``template``. Frames without landmarks stay NaN."""
     out = landmarks.copy()
-    seen = ~np.isnan(landmarks[:, 0, 0])
-    poses, frontal = {}, []
-    for t in np.flatnonzero(seen):
-        s, r, shift = similarity_fit(landmarks[t, list(STABLE)].astype(np.float64), template)
-        poses[t] = (s, r, shift)
-        frontal.append(s * landmarks[t, list(MOUTH_POINTS)] @ r.T + shift)
+    poses = frame_poses(landmarks, template)
     if not poses:
         return out
+    frontal = [s * landmarks[t, list(MOUTH_POINTS)] @ r.T + shift for t, (s, r, shift) in poses.items()]
     rest = np.median(np.stack(frontal), axis=0)  # (P, 3)
     mouth = rest[None] + features.reshape(len(features), -1, 3)
     for t, (s, r, shift) in poses.items():
@@ -221,7 +217,3 @@ def load_renderer(path: Path) -> Renderer:
     model = Renderer(RendererDims(**data["dims"]))
     model.load_state_dict(data["state_dict"], strict=True)
     return model.eval()
-
-
-def lower_half(crops: np.ndarray) -> np.ndarray:
-    return crops[:, crops.shape[1] // 2:]
