@@ -132,26 +132,37 @@ def box_size(landmarks: np.ndarray) -> tuple[int, int]:
     return 2 * round(0.55 * width), 2 * round(0.75 * width)
 
 
-def predicted_landmarks(path: Path, test: Frames) -> np.ndarray:
-    """Every test frame's landmarks with the mouth AudioToLips predicts from its clip's own speech."""
-    from synclip import audio as A
-    from synclip.corpus import load_cache
-    from synclip.lips_audio import AudioToLips, centred, predict
-    from synclip.render import mouth_from_features
+def load_audio_to_lips(path: Path) -> tuple:
+    """An AudioToLips saved by ``audio_to_lips.py --save`` -> (model in eval mode, the template its features use)."""
+    from synclip.lips_audio import AudioToLips
 
     data = torch.load(path, map_location="cpu", weights_only=True)
     model = AudioToLips()
     model.load_state_dict(data["state_dict"], strict=True)
-    model.eval()
-    template = data["template"].numpy()
+    return model.eval(), data["template"].numpy()
+
+
+def predicted_mouth(a2l, template: np.ndarray, landmarks: np.ndarray, feats: torch.Tensor) -> np.ndarray:
+    """A clip's landmarks (T, 468, 3) with the mouth AudioToLips predicts from ``feats`` on each frame's pose."""
+    from synclip.lips_audio import centred, predict
+    from synclip.render import mouth_from_features
+
+    present = torch.from_numpy(~np.isnan(landmarks[:, 0, 0]))
+    lips = centred(predict(a2l, feats, len(landmarks)), present).numpy()
+    return mouth_from_features(landmarks, lips, template)
+
+
+def predicted_landmarks(path: Path, test: Frames) -> np.ndarray:
+    """Every test frame's landmarks with the mouth AudioToLips predicts from its clip's own speech."""
+    from synclip import audio as A
+    from synclip.corpus import load_cache
+
+    model, template = load_audio_to_lips(path)
     wavs = {c.name: c.wav for c in load_cache(EXPERT_CACHE) if c.name in set(test.names)}
     out = test.landmarks.copy()
     for k, name in enumerate(test.names):
         a, b = test.starts[k], test.starts[k + 1]
-        feats = A.normalize_mel(A.log_mel(wavs[name]))
-        present = torch.from_numpy(test.present[a:b])
-        lips = centred(predict(model, feats, b - a), present).numpy()
-        out[a:b] = mouth_from_features(test.landmarks[a:b], lips, template)
+        out[a:b] = predicted_mouth(model, template, test.landmarks[a:b], A.normalize_mel(A.log_mel(wavs[name])))
     return out
 
 

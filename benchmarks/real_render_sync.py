@@ -40,7 +40,8 @@ import numpy as np
 import torch
 from audio_to_lips import speech_pieces
 from common import REAL, RESULTS, ROOT, save_result
-from real_render import CACHE, CACHE_HOME, EXPERT_CACHE, RENDERER, Frames, grid_split
+from real_render import (CACHE, CACHE_HOME, EXPERT_CACHE, RENDERER, Frames, grid_split, load_audio_to_lips,
+                         predicted_mouth)
 
 from synclip import audio as A  # noqa: E402
 from synclip.lips_eval import Case, expert_cases, reference_cases  # noqa: E402
@@ -78,16 +79,6 @@ def speech_feats(wav: np.ndarray, frames: int) -> torch.Tensor:
     return A.normalize_mel(A.log_mel(wav[:A.frames_to_samples(frames)]))
 
 
-def predicted_mouth(a2l, template: np.ndarray, landmarks: np.ndarray, feats: torch.Tensor) -> np.ndarray:
-    """A clip's landmarks (T, 468, 3) with the mouth AudioToLips predicts from ``feats`` on each frame's pose."""
-    from synclip.lips_audio import centred, predict
-    from synclip.render import mouth_from_features
-
-    present = torch.from_numpy(~np.isnan(landmarks[:, 0, 0]))
-    lips = centred(predict(a2l, feats, len(landmarks)), present).numpy()
-    return mouth_from_features(landmarks, lips, template)
-
-
 def judge(expert, template: np.ndarray, faces: list[Face]) -> dict:
     """The expert and the reference on faces against their speech; per-row summary and the cases."""
     cases: list[Case] = []
@@ -115,15 +106,11 @@ def judge(expert, template: np.ndarray, faces: list[Face]) -> dict:
 
 def load_models():
     from synclip.checkpoint import PRETRAINED_EXPERT, expert_from, load_checkpoint
-    from synclip.lips_audio import AudioToLips
     from synclip.render import load_renderer
 
     expert = expert_from(load_checkpoint(PRETRAINED_EXPERT, kind="sync"), PRETRAINED_EXPERT, torch.device("cpu"))
-    data = torch.load(AUDIO_TO_LIPS, map_location="cpu", weights_only=True)
-    a2l = AudioToLips()
-    a2l.load_state_dict(data["state_dict"], strict=True)
-    a2l.eval()
-    if not np.allclose(data["template"].numpy(), expert.template.numpy()):
+    a2l, template = load_audio_to_lips(AUDIO_TO_LIPS)
+    if not np.allclose(template, expert.template.numpy()):
         raise SystemExit("AudioToLips was trained on another template than the shipped expert's")
     return expert, a2l, expert.template.numpy(), load_renderer(RENDERER)
 
