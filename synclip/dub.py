@@ -123,7 +123,8 @@ class FrameSource:
             return
         need_cache = total is None or total > self.n
         # JPEG-encoding a 720p frame costs about a tenth of a streamed frame's time: a thread of its own does it
-        # (OpenCV works outside the GIL) on a copy, since the caller draws on the frame it is given.
+        # (OpenCV works outside the GIL) on a copy, since the frame goes on to the caller, who may draw on it (a
+        # stream hands frames without a face to its user as they are).
         encoder = ThreadPoolExecutor(1, thread_name_prefix="synclip-jpeg") if need_cache else None
         cache: list[Future | bytes] = []
         forward = self.n if total is None else min(total, self.n)
