@@ -163,7 +163,7 @@ def _add_model_commands(sub, common) -> None:
     ck = argparse.ArgumentParser(add_help=False)
     ck.add_argument("--checkpoint", default=None,
                     help="model checkpoint (default: the real-footage expert that ships with synclip; "
-                         "dub: checkpoints/generator/best_model.pth)")
+                         "dub: checkpoints/generator/best_model.pth, or 'presenter' for the shipped presenter)")
     ck.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
 
     s = sub.add_parser("score", parents=[common, ck], help="lip-sync score, offset and confidence of a video")
@@ -228,8 +228,9 @@ def _add_dub_options(s: argparse.ArgumentParser, required: bool = True) -> None:
     src.add_argument("--video", help="the face video to dub")
     src.add_argument("--image", help="a photo of the face to animate")
     s.add_argument("--out", required=required, help="output .mp4 (its folder must exist)")
-    s.add_argument("--pads", type=int, nargs=4, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
-                   help="pixels added to the face box (default 0 10 0 0: include the chin)")
+    s.add_argument("--pads", type=int, nargs=4, default=None, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                   help="pixels added to the face box (default: the model's own; the one-stage generator "
+                        "0 10 0 0, to include the chin; a presenter model none)")
     s.add_argument("--resize-factor", type=int, default=1, help="shrink the video by this factor first")
     s.add_argument("--nosmooth", action="store_true", help="do not smooth the face box over time")
     s.add_argument("--static", action="store_true", help="use only the first frame of the video")
@@ -279,36 +280,44 @@ def cmd_say(args: argparse.Namespace) -> int:
 
 
 def _dub(args: argparse.Namespace, audio: str) -> int:
-    """Load the generator, then the one dubbing door, dub_video, with the settings it was trained with."""
+    """Load the dubbing model, then the one dubbing door, dub_video, with the settings it was trained with."""
     from dataclasses import replace
 
     from tqdm import tqdm
 
-    from .checkpoint import load_generator, select_device
     from .dub import dub_video
 
     cfg = _config(args)
-    path = args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "generator" / "best_model.pth")
-    generator, trained_on = load_generator(path, select_device(args.device, setting="--device"))
-    opts = _dub_options(args)
+    model, trained_on = _dub_model(args, cfg)
     bar = tqdm(desc="dub", unit="frame", disable=args.quiet)
 
     def on_progress(done: int, total: int) -> None:
         bar.total = total
         bar.update(done - bar.n)
 
-    ok, msg = dub_video(generator, args.video or args.image, audio, args.out,
-                        data=replace(trained_on, detector=cfg.data.detector), opts=opts, progress=on_progress)
+    ok, msg = dub_video(model, args.video or args.image, audio, args.out,
+                        data=replace(trained_on, detector=cfg.data.detector), opts=_dub_options(args),
+                        progress=on_progress)
     bar.close()
     print(msg)
     return 0 if ok else 1
 
 
+def _dub_model(args: argparse.Namespace, cfg: Config):
+    """--checkpoint (a presenter, a generator, or "presenter": the shipped one), else the model `synclip train
+    --stage generator` wrote -> (the model on --device, the data settings it crops faces by)."""
+    from .checkpoint import select_device
+    from .presenter import load_dub_model
+
+    path = args.checkpoint or Path(cfg.paths.checkpoints_dir) / "generator" / "best_model.pth"
+    return load_dub_model(path, select_device(args.device, setting="--device"))
+
+
 def _dub_options(args: argparse.Namespace):
     from .dub import DubOptions
 
-    return DubOptions(pads=tuple(args.pads), resize_factor=max(1, args.resize_factor), smooth=not args.nosmooth,
-                      static=args.static, box=tuple(args.box) if args.box else None,
+    return DubOptions(pads=tuple(args.pads) if args.pads else None, resize_factor=max(1, args.resize_factor),
+                      smooth=not args.nosmooth, static=args.static, box=tuple(args.box) if args.box else None,
                       allow_silence=args.allow_silence)
 
 

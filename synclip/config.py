@@ -55,6 +55,10 @@ class ModelConfig:
     base_channels: int = 32  # width of the first conv stage; doubles per stage (capped)
     audio_feature: str = "mel"  # mel (80 bins) or mfcc (13 coefficients)
     temporal: str = "conv"  # sync expert, 5 frames -> window: conv or transformer (benchmarks/temporal.py)
+    # What `train --stage generator` trains and `dub` draws with. presenter: speech -> face-mesh mouth shapes ->
+    # a renderer of the person's own frames (real footage; starts from the shipped model). unet: the one-stage
+    # generator trained against the sync expert (the synthetic demo's).
+    generator: str = "presenter"  # presenter (real footage) or unet (one-stage, synthetic demo)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class TrainingConfig:
     sync_loss_weight: float = 0.03  # generator: weight of the frozen expert's sync loss
     adversarial_weight: float = 0.0  # generator: weight of the optional quality discriminator
     init_checkpoint: str = ""  # fine-tuning: start this stage from these weights (same kind and dims)
+    presenter_minutes: float = 20.0  # presenter: wall-clock budget of its renderer's fine-tuning
+    presenter_steps: int = 1500  # presenter: at most this many steps of 8 frames (whichever comes first)
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,7 @@ def validate(cfg: Config) -> None:
     _check(4 <= m.base_channels <= 256, "model.base_channels", "4 to 256", m.base_channels)
     _check(m.audio_feature in ("mel", "mfcc"), "model.audio_feature", "mel or mfcc", m.audio_feature)
     _check(m.temporal in ("conv", "transformer"), "model.temporal", "conv or transformer", m.temporal)
+    _check(m.generator in ("presenter", "unet"), "model.generator", "presenter or unet", m.generator)
     _check(t.stage in ("sync", "generator", "both"), "training.stage", "sync, generator or both", t.stage)
     _check(t.batch_size >= 2, "training.batch_size", ">= 2", t.batch_size)
     _check(t.num_epochs >= 1, "training.num_epochs", ">= 1", t.num_epochs)

@@ -30,7 +30,7 @@ def demo_config(out: Path, quick: bool = False) -> Config:
         "data.processed_dir": str(out / "processed"), "data.crop_size": 96,
         "paths.checkpoints_dir": str(out / "checkpoints"), "paths.logs_dir": str(out / "logs"),
         "paths.outputs_dir": str(out / "outputs"),
-        "model.input_size": 96, "model.base_channels": 16, "model.hidden_dim": 128,
+        "model.input_size": 96, "model.base_channels": 16, "model.hidden_dim": 128, "model.generator": "unet",
         "training.batch_size": 8, "training.num_epochs": 1 if quick else SYNC_EPOCHS,
         "training.samples_per_epoch": 16 if quick else 800, "training.learning_rate": 1e-3,
         "training.checkpoint_every": 5,

@@ -31,13 +31,15 @@ from .face import (FaceDetector, crop, detect_still, detect_tracks, lower_face_m
 from .models.generator import Generator, mask_lower_half
 
 JPEG_CACHE_QUALITY = 95
+GENERATOR_PADS = (0, 10, 0, 0)  # the generator's crops reach below the chin
 
 
 @dataclass(frozen=True)
 class DubOptions:
     """The knobs Wav2Lip users rely on."""
 
-    pads: tuple[int, int, int, int] = (0, 10, 0, 0)  # px added to the face box: top, bottom, left, right
+    # px added to the face box: top, bottom, left, right (None: the model's own, GENERATOR_PADS or presenter.PADS)
+    pads: tuple[int, int, int, int] | None = None
     resize_factor: int = 1  # shrink the video by this factor first (faster; output is smaller)
     smooth: bool = True  # smooth the face box over 5 frames (off: --nosmooth)
     static: bool = False  # use only the first frame (a photo, or a video as a still)
@@ -92,7 +94,7 @@ class FrameSource:
     def _squares(self, info: media.VideoInfo | None, data: DataConfig, detector: FaceDetector) -> np.ndarray:
         """Face squares (n, 3) in output pixels: from --box, or the subject's track (as `synclip prepare`
         finds it: detected at the detector's size, gaps filled, smoothed unless --nosmooth)."""
-        top, bottom, left, right = self.opts.pads
+        top, bottom, left, right = GENERATOR_PADS if self.opts.pads is None else self.opts.pads
         kps = None
         if self.opts.box is not None:
             boxes = np.tile(np.asarray(self.opts.box, dtype=np.float64) / self.opts.resize_factor, (self.n, 1))
@@ -245,29 +247,41 @@ def open_source(source: Path, opts: DubOptions, data: DataConfig, detector: Face
             detector.close()
 
 
-def dub_video(generator: Generator, source: str | Path, audio_path: str | Path, output: str | Path, *,
+def dub_video(model, source: str | Path, audio_path: str | Path, output: str | Path, *,
               data: DataConfig = DataConfig(), detector: FaceDetector | None = None,
               opts: DubOptions = DubOptions(), progress: Callable[[int, int], None] | None = None
               ) -> tuple[bool, str]:
     """Write ``output`` (H.264 + AAC mp4): ``source`` (video or photo) lip-synced to ``audio_path``.
 
-    ``generator``: in eval mode on the device to run on; its dims say the crop size and audio features.
-    ``data``: the settings the faces are found and cropped by (detector, face_pad, gaps, smoothing): those
-    the generator was trained with. ``detector``: a ready FaceDetector to reuse (else one is made from
-    ``data`` and closed at the end). ``progress(frames done, total)``. Returns (True, a one-line summary).
+    ``model``: a ``Generator`` (in eval mode on the device to run on; its dims say the crop size and audio
+    features) or a ``presenter.Presenter``. ``data``: the settings the faces are found and cropped by
+    (detector, face_pad, gaps, smoothing): those the model was trained with. ``detector``: a ready
+    FaceDetector to reuse (else one is made from ``data`` and closed at the end). ``progress(frames done,
+    total)``. Returns (True, a one-line summary).
     """
+    from .presenter import PADS, Presenter, PresenterPainter
+
     source, audio_path, output = Path(source), Path(audio_path), Path(output)
     if not output.parent.is_dir():
         raise MediaError("output folder does not exist", path=output.parent, fix="create it first")
     wav = load_speech(audio_path, opts.allow_silence)
     total = A.samples_to_frames(len(wav))
-    feats = A.features_for(wav, generator.dims.audio_feature)
-    src = open_source(source, opts, data, detector)
-    painter = FramePainter(generator, src.ordered(total))
+    if isinstance(model, Presenter):
+        src = open_source(source, opts if opts.pads is not None else replace(opts, pads=PADS), data, detector)
+        painter = PresenterPainter(model, src, wav, total)
+
+        def paint(frames: torch.Tensor) -> list[tuple[np.ndarray, bool]]:
+            return painter.paint(frames, opts.batch_frames)
+    else:
+        feats = A.features_for(wav, model.dims.audio_feature)
+        src = open_source(source, opts, data, detector)
+        painter = FramePainter(model, src.ordered(total))
+
+        def paint(frames: torch.Tensor) -> list[tuple[np.ndarray, bool]]:
+            return painter.paint(A.centred_windows(feats, frames), opts.batch_frames)
     with media.VideoWriter(output, *src.size) as writer:
         for start in range(0, total, opts.batch_frames):
-            frames = torch.arange(start, min(total, start + opts.batch_frames))
-            for image, _ in painter.paint(A.centred_windows(feats, frames), opts.batch_frames):
+            for image, _ in paint(torch.arange(start, min(total, start + opts.batch_frames))):
                 writer.write(image)
             if progress:
                 progress(painter.done, total)

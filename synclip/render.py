@@ -180,17 +180,26 @@ def draw(model: Renderer, targets: np.ndarray, references: np.ndarray, landmarks
     return np.concatenate(out) if out else np.zeros_like(targets)
 
 
-def mouth_from_features(landmarks: np.ndarray, features: np.ndarray, template: np.ndarray) -> np.ndarray:
+def rest_mouth(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """(P, 3) the clip's rest mouth: the median of its frames' MOUTH_POINTS, frontalised on ``template``."""
+    poses = frame_poses(landmarks, template)
+    if not poses:
+        raise ValueError("no frame with landmarks to take the rest mouth from")
+    return np.median(np.stack([s * landmarks[t, list(MOUTH_POINTS)] @ r.T + shift
+                               for t, (s, r, shift) in poses.items()]), axis=0)
+
+
+def mouth_from_features(landmarks: np.ndarray, features: np.ndarray, template: np.ndarray,
+                        rest: np.ndarray | None = None) -> np.ndarray:
     """A clip's landmarks (T, 468, 3) with the mouth points replaced by lip features (T, LIP_FEATURES) from
-    ``mesh.lip_features``' space (e.g. ``AudioToLips``' output): the features are added to the clip's median
-    frontalised mouth (its rest shape) and each frame is taken back to the crop with the inverse of its own
-    pose fit on ``template``. Frames without landmarks stay NaN."""
+    ``mesh.lip_features``' space (e.g. ``AudioToLips``' output): the features are added to the clip's rest
+    mouth (``rest``, default ``rest_mouth`` of these frames) and each frame is taken back to the crop with the
+    inverse of its own pose fit on ``template``. Frames without landmarks stay NaN."""
     out = landmarks.copy()
     poses = frame_poses(landmarks, template)
     if not poses:
         return out
-    frontal = [s * landmarks[t, list(MOUTH_POINTS)] @ r.T + shift for t, (s, r, shift) in poses.items()]
-    rest = np.median(np.stack(frontal), axis=0)  # (P, 3)
+    rest = rest_mouth(landmarks, template) if rest is None else rest
     mouth = rest[None] + features.reshape(len(features), -1, 3)
     for t, (s, r, shift) in poses.items():
         out[t, list(MOUTH_POINTS)] = ((mouth[t] - shift) @ r / s).astype(np.float32)

@@ -61,7 +61,7 @@ def extract(videos: list[Path], out: Path, crop_px: int, *, workers: int = 2,
     write_arrays(out, frame_offsets=offsets, crops=np.concatenate([c.crops for c in clips]),
                  landmarks=np.concatenate([c.landmarks for c in clips]).astype(np.float16))
     index = {"format": CACHE_FORMAT, "crop_px": crop_px, "names": [c.name for c in clips],
-             "num_frames": int(offsets[-1]), "rejects": rejects}
+             "num_frames": int(offsets[-1]), "rejects": rejects, "sources": sorted(str(v) for v in videos)}
     write_json_atomic(out.with_suffix(".json"), index)
     return index
 
@@ -83,4 +83,46 @@ def load_faces(path: Path, names: list[str] | None = None) -> dict[str, FaceClip
         if name in wanted:
             a, b = int(offs[k]), int(offs[k + 1])
             out[name] = FaceClip(name, crops[a:b], lms[a:b].astype(np.float32))
+    return out
+
+
+class Frames:
+    """The frames of some clips in one array, where each clip starts, and how training draws from them."""
+
+    def __init__(self, clips: list[FaceClip], reference_gap: int = 10):
+        self.names = [c.name for c in clips]
+        self.crops = np.concatenate([c.crops for c in clips])
+        self.landmarks = np.concatenate([c.landmarks for c in clips])
+        self.starts = np.cumsum([0] + [len(c.crops) for c in clips])
+        self.clip_of = np.repeat(np.arange(len(clips)), np.diff(self.starts))
+        self.present = ~np.isnan(self.landmarks[:, 0, 0])
+        self.reference_gap = reference_gap  # frames between a frame and its reference: another mouth
+
+    def reference(self, rng: np.random.Generator, i: int) -> int:
+        """Another frame with a face from the same clip, at least ``reference_gap`` frames from i."""
+        a, b = self.starts[self.clip_of[i]], self.starts[self.clip_of[i] + 1]
+        choices = [j for j in range(a, b) if abs(j - i) >= self.reference_gap and self.present[j]]
+        return int(rng.choice(choices)) if choices else i
+
+    def sampler(self):
+        """``sample(rng, batch)`` -> (targets, references, landmarks), as ``render.fit`` takes it."""
+        usable = np.flatnonzero(self.present)
+
+        def sample(rng: np.random.Generator, batch: int):
+            idx = rng.choice(usable, batch)
+            refs = np.array([self.reference(rng, int(i)) for i in idx])
+            return self.crops[idx], self.crops[refs], self.landmarks[idx]
+        return sample
+
+
+def split_faces(clips: dict[str, FaceClip], split: dict, part: str) -> list[FaceClip]:
+    """The clips (or, for a time split, clip pieces) of one part of ``datasets.make_split``'s split."""
+    if split["by"] == "clip":
+        return [clips[n] for n in split[part] if n in clips]
+    out = []
+    for name, lo, hi in split[part]:  # shares of the clip's length
+        if name in clips:
+            c = clips[name]
+            a, b = round(lo * len(c.crops)), round(hi * len(c.crops))
+            out.append(FaceClip(f"{name}[{a}:{b}]", c.crops[a:b], c.landmarks[a:b]))
     return out

@@ -118,11 +118,12 @@ class Studio:
 
     # ---- models -----------------------------------------------------------------------------------------
     def _generator(self):
-        from .checkpoint import load_generator, select_device
+        from .checkpoint import select_device
+        from .presenter import load_dub_model
 
         if getattr(self._models, "generator", None) is None:
             s = self.settings
-            generator, trained_on = load_generator(s.generator_checkpoint, select_device(s.device, "--device"))
+            generator, trained_on = load_dub_model(s.generator_checkpoint, select_device(s.device, "--device"))
             self._models.generator = generator, replace(trained_on, detector=s.detector)
         return self._models.generator
 

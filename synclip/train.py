@@ -212,6 +212,10 @@ def run_stage(cfg: Config, kind: str, *, resume: bool = False, report: Report = 
     from .datasets import load_clips, make_split, save_split
     from .models.syncnet import count_parameters
 
+    if kind == "generator" and cfg.model.generator == "presenter":
+        from .presenter_train import run_presenter
+
+        return run_presenter(cfg, resume=resume, report=report, progress=progress, split=split)
     world, device = setup(select_device(cfg.training.device))
     report, progress = (report, progress) if world.main else (lambda s: None, False)
     out = stage_dir(cfg, kind)

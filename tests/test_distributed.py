@@ -30,9 +30,9 @@ K_STEPS = 3  # optimiser steps per epoch: samples_per_epoch / batch_size
 LOSS_RTOL = 1e-3
 WEIGHT_ATOL = 1e-4
 WEIGHTS_OFF = 0.01
-TINY = ["model.input_size=96", "model.base_channels=4", "model.hidden_dim=16", "model.num_layers=2",
-        "training.batch_size=4", f"training.samples_per_epoch={4 * K_STEPS}", "training.num_epochs=1",
-        "training.device=cpu", "training.mixed_precision=false", "data.crop_size=96"]
+TINY = ["model.input_size=96", "model.generator=unet", "model.base_channels=4", "model.hidden_dim=16",
+        "model.num_layers=2", "training.batch_size=4", f"training.samples_per_epoch={4 * K_STEPS}",
+        "training.num_epochs=1", "training.device=cpu", "training.mixed_precision=false", "data.crop_size=96"]
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from synclip.prepare import prepare
 from synclip.checkpoint import select_device
 from synclip.train import run_stage
 
-TINY = ["model.input_size=96", "model.base_channels=4", "model.hidden_dim=16", "model.num_layers=2",
-        "training.batch_size=2", "training.samples_per_epoch=4", "training.checkpoint_every=2"]
+TINY = ["model.input_size=96", "model.generator=unet", "model.base_channels=4", "model.hidden_dim=16",
+        "model.num_layers=2", "training.batch_size=2", "training.samples_per_epoch=4", "training.checkpoint_every=2"]
 
 
 @pytest.fixture(scope="module")
