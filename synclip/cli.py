@@ -337,6 +337,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
     cfg = _config(args)
     torch.set_num_threads(max(1, args.threads))
     path = args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "generator" / "best_model.pth")
+    from .presenter import read_presenter
+
+    if Path(path).is_file() and read_presenter(Path(path)) is not None:
+        raise InputError(f"{path} is a presenter model: it dubs whole files (it meshes the source first), it "
+                         f"cannot stream", fix="use `synclip dub`, or stream with a generator trained with "
+                                               "--set model.generator=unet")
     generator, trained_on = load_generator(path, select_device(args.device, setting="--device"))
     chunk = max(1, round(args.chunk_ms * 16))  # samples at 16 kHz
     if args.audio == "-":

@@ -156,8 +156,9 @@ def shift_audio(wav: np.ndarray, offset_frames: int) -> np.ndarray:
 class LipSyncInference:
     """Load a checkpoint once, then score, fix offsets, dub and batch.
 
-    ``checkpoint_path``: a sync expert (checkpoints/best_model.pth) or a generator checkpoint (which carries
-    its expert); None (or "pretrained"): the real-footage expert that ships with synclip. ``device``: None
+    ``checkpoint_path``: a sync expert (checkpoints/best_model.pth), a generator checkpoint (which carries
+    its expert), or a presenter model (``synclip.presenter``; scored with the shipped expert); None (or
+    "pretrained"): the real-footage expert that ships with synclip. ``device``: None
     picks CUDA when available. ``detector``: the face detector backend.
     ``max_offset``: the offset search range in frames (training.max_offset_frames).
     """
@@ -165,13 +166,21 @@ class LipSyncInference:
     def __init__(self, checkpoint_path: str | Path | None = None, device: str | torch.device | None = None,
                  detector: str = "mediapipe", max_offset: int = 15):
         self.device = select_device(device, setting="--device")
+        from .presenter import load_presenter, read_presenter
+
         self.checkpoint_path = resolve_checkpoint(checkpoint_path)
-        data = load_checkpoint(self.checkpoint_path, map_location="cpu")
-        self.kind = data["kind"]
+        presenter = read_presenter(self.checkpoint_path) if self.checkpoint_path.is_file() else None
+        data = load_checkpoint(resolve_checkpoint(None) if presenter else self.checkpoint_path, map_location="cpu")
+        self.kind = "presenter" if presenter else data["kind"]
         self.expert = expert_from(data, self.checkpoint_path, self.device)
-        self.generator = generator_from(data, self.checkpoint_path, self.device) if self.kind == "generator" else None
+        if presenter:
+            self.generator = load_presenter(self.checkpoint_path, self.device, presenter)
+            self.data_cfg = replace(self.generator.data, detector=detector)
+        else:
+            self.generator = generator_from(data, self.checkpoint_path, self.device) if self.kind == "generator" \
+                else None
+            self.data_cfg = replace(stored_data_config(data), detector=detector)
         self.audio_feature = self.expert.dims.audio_feature
-        self.data_cfg = replace(stored_data_config(data), detector=detector)
         self.detector = FaceDetector(detector, self.data_cfg.min_detection_confidence)
         self.max_offset = max_offset
 
@@ -291,9 +300,11 @@ class LipSyncInference:
         loudness scale (None: the loudest heard so far; see ``synclip.stream``)."""
         from .stream import Streamer
 
-        if self.generator is None:
-            raise CheckpointError("streaming needs a generator checkpoint, this one is a sync expert",
-                                  path=self.checkpoint_path, fix="pass checkpoints/generator/best_model.pth")
+        if self.generator is None or self.kind == "presenter":
+            raise CheckpointError(f"streaming needs a one-stage generator checkpoint, this one is a {self.kind} "
+                                  f"model (a presenter dubs whole files: it meshes the source first)",
+                                  path=self.checkpoint_path, fix="stream with a generator trained with "
+                                                                 "model.generator=unet, or dub the file")
         streamer = Streamer(self.generator, source, data=self.data_cfg, detector=self.detector,
                             opts=options or DubOptions(), peak_db=peak_db)
         return streamer(audio_chunks)

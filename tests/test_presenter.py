@@ -87,3 +87,14 @@ def test_train_generator_stage_fits_the_presenter_and_dub_then_uses_it(tmp_path,
     assert main(["dub", "--video", str(videos / CLIP), "--audio", str(speech(tmp_path, 1.0)), "--out", str(out),
                  "--quiet", *where]) == 0
     assert out.is_file()  # from the presenter's own model: without one, dub stops (test above)
+
+
+def test_the_python_api_takes_a_presenter_model_and_refuses_to_stream_it(tmp_path):
+    from synclip.errors import CheckpointError
+    from synclip.infer import LipSyncInference
+
+    model = LipSyncInference(PRETRAINED)
+    assert model.kind == "presenter" and model.generator.input_size == 128
+    assert model.expert.dims.face_input == "landmarks"  # scored with the shipped real-footage expert
+    with pytest.raises(CheckpointError, match="presenter"):
+        model.stream(tmp_path / "face.mp4", iter([]))
