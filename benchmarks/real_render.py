@@ -3,6 +3,11 @@
     nice -n 10 python benchmarks/real_render.py --extract     # once: 128-px crops + mesh (24 min here, 2 workers)
     nice -n 10 python benchmarks/real_render.py --minutes 62  # train on train sentences, measure on test ones
         [--lips A2L.pth]    # also draw shapes AudioToLips predicts (benchmarks/audio_to_lips.py --save A2L.pth)
+    nice -n 10 python benchmarks/real_render.py --init R.pth --detail-weight 1 --lr 3e-4 --minutes 22 \
+        --save R_sharp.pth  # fine-tune a saved renderer with render.detail_loss added (sharper mouths)
+
+The figures in results/real_render.json are those of the fine-tuned renderer_grid_128_sharp.pth (made with the
+last command from renderer_grid_128.pth, the first one's output); --eval-only needs --save pointing at it.
 
 Split: grid_s1 by sentence, exactly as benchmarks/real_expert.py (60% train, 20% val, 20% test); only train
 and test sentences are extracted. Each test frame is redrawn from a reference frame of the same clip (at least
@@ -239,13 +244,24 @@ def run(args) -> int:
         previous = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
         training, curve = previous.get("training", {}), previous.get("curve", [])
     else:
-        model = Renderer(RendererDims(input_size=CROP_PX, base_channels=args.base))
+        if args.init:  # fine-tuning: the curve starts with the saved renderer's own figures
+            model = load_renderer(Path(args.init))
+            start = [{"step": 0, **evaluate(model)}]
+            print(f"init {args.init}: {start[0]}", flush=True)
+        else:
+            model, start = Renderer(RendererDims(input_size=CROP_PX, base_channels=args.base)), []
         settings = FitSettings(minutes=args.minutes, max_steps=args.steps, batch=args.batch, lr=args.lr,
-                               eval_every=args.eval_every)
+                               eval_every=args.eval_every, detail_weight=args.detail_weight)
         t0 = time.perf_counter()
-        curve = fit(model, train.sampler(), settings, evaluate, report=lambda s: print(s, flush=True))
+        curve = start + fit(model, train.sampler(), settings, evaluate, report=lambda s: print(s, flush=True))
         training = {"seconds": round(time.perf_counter() - t0), "steps": curve[-1]["step"] if curve else 0,
-                    "batch": args.batch, "lr": args.lr, "threads": args.threads}
+                    "minutes_budget": args.minutes, "batch": args.batch, "lr": args.lr, "threads": args.threads,
+                    "init": args.init, "detail_weight": args.detail_weight,
+                    "loss": "L1 + gradient L1 + 0.2 (1 - SSIM), lips weighted"
+                            + (f" + {args.detail_weight} render.detail_loss" if args.detail_weight else "")}
+        if args.init:  # what the fine-tuned renderer had behind it
+            training["init_training"] = json.loads(Path(args.init_record).read_text()).get("training", {}) \
+                if args.init_record and Path(args.init_record).is_file() else None
         save_renderer(Path(args.save), model, training["steps"])
     table, pick, closed = measure(model, test, idx, refs, box, args)
     result = {"data": {"source": "grid_s1", "split": "by sentence, as real_expert.split_names (60/20/20)",
@@ -320,9 +336,15 @@ def main() -> int:
     p.add_argument("--eval-only", action="store_true", help="measure the renderer saved at --save again")
     p.add_argument("--lips", default=None, help="an AudioToLips saved by audio_to_lips.py --save")
     p.add_argument("--save", default=str(RENDERER))
+    p.add_argument("--init", default=None, help="fine-tune this saved renderer instead of training a new one")
+    p.add_argument("--init-record", default=None, help="the results JSON of the --init renderer (its training "
+                   "record is kept in the new one)")
+    p.add_argument("--detail-weight", type=float, default=0.0, help="weight of render.detail_loss (0: off)")
     p.add_argument("--out", default=str(RESULTS / "real_render.json"))
     p.add_argument("--sheet", default=str(ROOT / "docs" / "contact_sheet_grid_render.png"))
     args = p.parse_args()
+    if args.init and Path(args.init).resolve() == Path(args.save).resolve():
+        p.error("--save is the --init renderer: give the fine-tuned one another path")
     if args.extract:
         run_extract(args)
         return 0

@@ -3,7 +3,9 @@
 The renderer (``models.renderer``) learns from a presenter's own frames alone: every frame's face mesh says
 what shape its mouth has, so (masked frame, another frame, shape map) -> frame is a supervised task with no
 sync signal. Blur is what L1 alone gives where the shape is uncertain; here the shape is given, and the loss
-adds an edge term (L1 between image gradients) and SSIM, which both punish a smeared mouth.
+adds an edge term (L1 between image gradients) and SSIM, which both punish a smeared mouth. Both still reward
+the mean of the textures a mouth might have, which is smooth; the optional detail term (``detail_loss``)
+also asks for as much local high-frequency energy as the truth has, wherever that detail lies.
 
 Crops are (N, S, S, 3) uint8 RGB; landmarks (N, 468, 3) in units of the crop side (``lips.LipTrack``).
 """
@@ -37,6 +39,10 @@ EDGE_WEIGHT = 1.0  # L1 between image gradients, against blur
 SSIM_WEIGHT = 0.2
 MOUTH_WEIGHT = 4.0  # extra loss weight near the lips
 MOUTH_REACH_PX = 6  # how far from the lip outlines that weight reaches (at 128 px: about a lip's thickness)
+# The 3x3 Laplacian cv2.Laplacian applies at ksize 3, the one metrics.laplacian_variance measures sharpness with.
+LAPLACIAN_KERNEL = ((2.0, 0.0, 2.0), (0.0, -8.0, 0.0), (2.0, 0.0, 2.0))
+ENERGY_WINDOW_PX = 7  # local Laplacian energy is averaged over this box: a few texture periods of lips and teeth
+LUMA = (0.299, 0.587, 0.114)  # as metrics.ssim and cv2's RGB2GRAY
 
 
 def shape_map(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -91,10 +97,34 @@ def mouth_weight(shapes: torch.Tensor) -> torch.Tensor:
     return 1.0 + MOUTH_WEIGHT * near
 
 
-def render_loss(pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, dict[str, float]]:
+def laplacian(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H - 2, W - 2): the Laplacian of the luma (valid positions only)."""
+    luma = (x * x.new_tensor(LUMA)[None, :, None, None]).sum(1, keepdim=True)
+    return F.conv2d(luma, x.new_tensor(LAPLACIAN_KERNEL)[None, None])
+
+
+def local_energy(lap: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) Laplacian -> its local RMS over ENERGY_WINDOW_PX boxes, same shape: how much detail is
+    there, whatever its phase (eps keeps the square root's gradient finite on flat skin)."""
+    r = ENERGY_WINDOW_PX // 2
+    return (F.avg_pool2d(lap**2, ENERGY_WINDOW_PX, stride=1, padding=r, count_include_pad=False) + 1e-6).sqrt()
+
+
+def detail_loss(pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """High-frequency mismatch of (B, 3, H, W) images, weighted by (B, 1, H, W) ``weight`` (mean 1): L1
+    between their Laplacians plus L1 between their local Laplacian energies. The first is the edge term one
+    derivative up; the second rewards texture of the right strength even where its exact place is
+    uncertain, which a per-pixel loss answers with a smooth mean: the blur the sharpness figure sees."""
+    lp, lt = laplacian(pred), laplacian(truth)
+    w = weight[..., 1:-1, 1:-1]  # the Laplacian's valid positions
+    return ((lp - lt).abs() * w).mean() + ((local_energy(lp) - local_energy(lt)).abs() * w).mean()
+
+
+def render_loss(pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor | None = None,
+                detail_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss on the lower halves of (B, 3, S, S): L1 + EDGE_WEIGHT * gradient L1 (both weighted by ``weight``
-    (B, 1, S, S) where given, see ``mouth_weight``) + SSIM_WEIGHT * (1 - SSIM)."""
+    (B, 1, S, S) where given, see ``mouth_weight``) + SSIM_WEIGHT * (1 - SSIM) + ``detail_weight`` *
+    ``detail_loss`` (same weights; its value is reported whatever its weight)."""
     half = pred.shape[-2] // 2
     p, t = pred[:, :, half:], truth[:, :, half:]
     w = torch.ones_like(p[:, :1]) if weight is None else weight[:, :, half:]
@@ -103,8 +133,9 @@ def render_loss(pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor | 
     (px, py), (tx, ty) = image_gradients(p), image_gradients(t)
     edge = ((px - tx).abs() * w[..., :, 1:]).mean() + ((py - ty).abs() * w[..., 1:, :]).mean()
     s = ssim(p, t).mean()
-    loss = l1 + EDGE_WEIGHT * edge + SSIM_WEIGHT * (1 - s)
-    return loss, {"l1": l1.item(), "edge": edge.item(), "ssim": s.item()}
+    detail = detail_loss(p, t, w)
+    loss = l1 + EDGE_WEIGHT * edge + SSIM_WEIGHT * (1 - s) + detail_weight * detail
+    return loss, {"l1": l1.item(), "edge": edge.item(), "ssim": s.item(), "detail": detail.item()}
 
 
 @dataclass
@@ -116,6 +147,7 @@ class FitSettings:
     final_lr_share: float = 0.05  # cosine decay over the time budget down to this share of lr
     seed: int = 0
     eval_every: int = 250
+    detail_weight: float = 0.0  # weight of render.detail_loss; 0 is the loss the first renderer trained with
 
 
 def fit(model: Renderer, sample: Callable[[np.random.Generator, int], tuple], settings: FitSettings,
@@ -137,12 +169,13 @@ def fit(model: Renderer, sample: Callable[[np.random.Generator, int], tuple], se
                                          * 0.5 * (1 + math.cos(math.pi * done)))
         targets, refs, lms = sample(rng, settings.batch)
         faces, shapes = model_inputs(targets, refs, lms)
-        loss, terms = render_loss(model(faces, shapes), to_tensor(targets), mouth_weight(shapes))
+        loss, terms = render_loss(model(faces, shapes), to_tensor(targets), mouth_weight(shapes),
+                                  settings.detail_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
-        running.append([loss.item(), terms["l1"], terms["edge"], terms["ssim"]])
+        running.append([loss.item(), terms["l1"], terms["edge"], terms["ssim"], terms["detail"]])
         if step % settings.eval_every == 0:
             curve.append(_point(step, t0, running, model, evaluate))
             report(_line(curve[-1]))
@@ -157,7 +190,8 @@ def fit(model: Renderer, sample: Callable[[np.random.Generator, int], tuple], se
 def _point(step: int, t0: float, running: list, model: Renderer, evaluate) -> dict:
     m = np.mean(running, 0)
     point = {"step": step, "seconds": round(time.perf_counter() - t0), "loss": round(float(m[0]), 4),
-             "l1": round(float(m[1]), 4), "edge": round(float(m[2]), 4), "train_ssim": round(float(m[3]), 4)}
+             "l1": round(float(m[1]), 4), "edge": round(float(m[2]), 4), "train_ssim": round(float(m[3]), 4),
+             "detail": round(float(m[4]), 4)}
     if evaluate is not None:
         model.eval()
         point.update(evaluate(model))
