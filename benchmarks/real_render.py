@@ -34,6 +34,7 @@ import torch
 from common import RESULTS, ROOT, save_result
 
 from synclip.mesh import LIPS_OUTER, mouth_opening  # noqa: E402
+from synclip.render_data import Frames  # noqa: E402
 from synclip.metrics import colour_difference, psnr, sharpness_ratio, ssim  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "grid_s1"
@@ -70,33 +71,6 @@ def run_extract(args) -> None:
     index = extract([CORPUS / f"{n}.mp4" for n in names], Path(args.cache), CROP_PX, workers=2, progress=progress)
     print(f"{len(index['names'])} clips, {index['num_frames']} frames, {len(index['rejects'])} left out, "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
-
-
-class Frames:
-    """The frames of some clips in one array, and where each clip starts."""
-
-    def __init__(self, clips: list):
-        self.names = [c.name for c in clips]
-        self.crops = np.concatenate([c.crops for c in clips])
-        self.landmarks = np.concatenate([c.landmarks for c in clips])
-        self.starts = np.cumsum([0] + [len(c.crops) for c in clips])
-        self.clip_of = np.repeat(np.arange(len(clips)), np.diff(self.starts))
-        self.present = ~np.isnan(self.landmarks[:, 0, 0])
-
-    def reference(self, rng: np.random.Generator, i: int) -> int:
-        """Another frame with a face from the same clip, at least REF_MIN_GAP frames from i."""
-        a, b = self.starts[self.clip_of[i]], self.starts[self.clip_of[i] + 1]
-        choices = [j for j in range(a, b) if abs(j - i) >= REF_MIN_GAP and self.present[j]]
-        return int(rng.choice(choices)) if choices else i
-
-    def sampler(self):
-        usable = np.flatnonzero(self.present)
-
-        def sample(rng: np.random.Generator, batch: int):
-            idx = rng.choice(usable, batch)
-            refs = np.array([self.reference(rng, int(i)) for i in idx])
-            return self.crops[idx], self.crops[refs], self.landmarks[idx]
-        return sample
 
 
 def eval_frames(test: Frames, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -221,8 +195,8 @@ def run(args) -> int:
     parts = grid_split()
     t0 = time.perf_counter()
     faces = load_faces(Path(args.cache))
-    train = Frames([faces[n] for n in parts["train"] if n in faces][:args.max_train_clips])
-    test = Frames([faces[n] for n in parts["test"] if n in faces][:args.max_test_clips])
+    train = Frames([faces[n] for n in parts["train"] if n in faces][:args.max_train_clips], REF_MIN_GAP)
+    test = Frames([faces[n] for n in parts["test"] if n in faces][:args.max_test_clips], REF_MIN_GAP)
     del faces
     print(f"train {len(train.names)} clips {int(train.present.sum())} frames, test {len(test.names)} clips, "
           f"loaded in {time.perf_counter() - t0:.0f} s", flush=True)

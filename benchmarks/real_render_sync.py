@@ -40,13 +40,14 @@ import numpy as np
 import torch
 from audio_to_lips import speech_pieces
 from common import REAL, RESULTS, ROOT, save_result
-from real_render import (CACHE, CACHE_HOME, EXPERT_CACHE, RENDERER, Frames, grid_split, load_audio_to_lips,
+from real_render import (CACHE, CACHE_HOME, EXPERT_CACHE, RENDERER, grid_split, load_audio_to_lips,
                          predicted_mouth)
 
 from synclip import audio as A  # noqa: E402
 from synclip.lips_eval import Case, expert_cases, reference_cases  # noqa: E402
 from synclip.lips_train import TrainClip  # noqa: E402
 from synclip.mesh import FaceMesh, lip_features, mouth_opening  # noqa: E402
+from synclip.render_data import Frames  # noqa: E402
 
 MAX_OFFSET = 15
 SPEECH = ("musetalk_eng.wav", "sadtalker_chinese_news.wav")
