@@ -1,10 +1,11 @@
 """Are the renderer's dubs in sync, by the shipped real-footage expert? (issue 10, item 1)
 
-    nice -n 10 python benchmarks/real_render_sync.py [--clips 40]
+    nice -n 10 python benchmarks/real_render_sync.py [--clips 40] [--presenter synclip/pretrained/presenter.pth]
 
-It reads the caches and models of benchmarks/real_render.py (under ~/.cache/synclip or $SYNCLIP_CACHE):
-render/grid_s1_128.npz, corpus/grid_s1.npz, models/renderer_grid_128.pth (real_render.py) and
-models/audio_to_lips_grid.pth (audio_to_lips.py --sources grid_s1 --save).
+It reads the caches of benchmarks/real_render.py (under ~/.cache/synclip or $SYNCLIP_CACHE):
+render/grid_s1_128.npz and corpus/grid_s1.npz, and judges the presenter model's two networks (default: the one
+that ships; ``benchmarks/ship_presenter.py`` packs one). The full path through `synclip dub` (paste-back into
+whole frames, H.264) is measured by benchmarks/real_presenter.py.
 
 The bar: a GRID presenter dubbed to other sentences of his own and to other people's speech, the expert finds
 offset 0 +-1 and its confidence on the dub is at least 90% of its confidence on real footage of him; the
@@ -35,24 +36,24 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from audio_to_lips import speech_pieces
 from common import REAL, RESULTS, ROOT, save_result
-from real_render import (CACHE, CACHE_HOME, EXPERT_CACHE, RENDERER, grid_split, load_audio_to_lips,
-                         predicted_mouth)
+from real_render import CACHE, EXPERT_CACHE, grid_split, predicted_mouth
 
 from synclip import audio as A  # noqa: E402
 from synclip.lips_eval import Case, expert_cases, reference_cases  # noqa: E402
 from synclip.lips_train import TrainClip  # noqa: E402
 from synclip.mesh import FaceMesh, lip_features, mouth_opening  # noqa: E402
+from synclip.presenter import PRETRAINED  # noqa: E402
 from synclip.render_data import Frames  # noqa: E402
 
 MAX_OFFSET = 15
 SPEECH = ("musetalk_eng.wav", "sadtalker_chinese_news.wav")
 CONFIDENCE_BAR = 0.9  # the dub's confidence over the real footage's, at least
-AUDIO_TO_LIPS = CACHE_HOME / "models" / "audio_to_lips_grid.pth"
 
 
 @dataclass
@@ -105,15 +106,16 @@ def judge(expert, template: np.ndarray, faces: list[Face]) -> dict:
                           "score": round(c.score, 4)} for c in cases]}
 
 
-def load_models():
+def load_models(presenter_path: Path):
+    """The shipped expert, and the presenter's AudioToLips, template and renderer."""
     from synclip.checkpoint import PRETRAINED_EXPERT, expert_from, load_checkpoint
-    from synclip.render import load_renderer
+    from synclip.presenter import load_presenter
 
     expert = expert_from(load_checkpoint(PRETRAINED_EXPERT, kind="sync"), PRETRAINED_EXPERT, torch.device("cpu"))
-    a2l, template = load_audio_to_lips(AUDIO_TO_LIPS)
-    if not np.allclose(template, expert.template.numpy()):
+    p = load_presenter(presenter_path)
+    if not np.allclose(p.template, expert.template.numpy()):
         raise SystemExit("AudioToLips was trained on another template than the shipped expert's")
-    return expert, a2l, expert.template.numpy(), load_renderer(RENDERER)
+    return expert, p.lips, expert.template.numpy(), p.renderer
 
 
 def test_clips(count: int) -> tuple[Frames, dict[str, np.ndarray]]:
@@ -151,7 +153,7 @@ def run(args) -> dict:
 
     torch.set_num_threads(1)
     t_start = time.perf_counter()
-    expert, a2l, template, renderer = load_models()
+    expert, a2l, template, renderer = load_models(Path(args.presenter))
     test, wavs = test_clips(args.clips)
     names = test.names
     spans = [(int(a), int(b)) for a, b in zip(test.starts, test.starts[1:])]
@@ -217,8 +219,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=40)
     p.add_argument("--out", default=str(RESULTS / "real_render_sync.json"))
+    p.add_argument("--presenter", default=str(PRETRAINED), help="the presenter model (renderer + AudioToLips)")
     args = p.parse_args()
-    missing = [str(x) for x in (CACHE, EXPERT_CACHE, RENDERER, AUDIO_TO_LIPS) if not x.is_file()]
+    missing = [str(x) for x in (CACHE, EXPERT_CACHE, Path(args.presenter)) if not x.is_file()]
     if missing:
         print(f"skipped: missing {', '.join(missing)} (see benchmarks/real_render.py and audio_to_lips.py)")
         return 0
@@ -229,7 +232,7 @@ def main() -> int:
     result = {"issue": "10 item 1", "commit": commit, "seconds": out["seconds"], "timings": out["timings"],
               "threads": 1, "max_offset": MAX_OFFSET, "confidence_bar": CONFIDENCE_BAR,
               "data": {"source": "grid_s1 test sentences (real_render.grid_split), first by sorted name",
-                       "clips": out["names"], "renderer": str(RENDERER), "audio_to_lips": str(AUDIO_TO_LIPS),
+                       "clips": out["names"], "presenter": args.presenter,
                        "expert": "synclip/pretrained/lip_expert.pth", "speech": list(SPEECH),
                        "frames": f"128-px crops of {CACHE}, re-meshed with FaceMesh",
                        "audio": f"16 kHz speech of {EXPERT_CACHE} (no lead)"},
