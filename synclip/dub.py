@@ -254,21 +254,20 @@ def dub_video(model, source: str | Path, audio_path: str | Path, output: str | P
     """Write ``output`` (H.264 + AAC mp4): ``source`` (video or photo) lip-synced to ``audio_path``.
 
     ``model``: a ``Generator`` (in eval mode on the device to run on; its dims say the crop size and audio
-    features) or a ``presenter.Presenter``. ``data``: the settings the faces are found and cropped by
+    features), or a model that paints frames its own way from the speech (``presenter.Presenter``: its
+    ``painter(source, wav, total)`` and its own default ``pads``). ``data``: the settings the faces are found and cropped by
     (detector, face_pad, gaps, smoothing): those the model was trained with. ``detector``: a ready
     FaceDetector to reuse (else one is made from ``data`` and closed at the end). ``progress(frames done,
     total)``. Returns (True, a one-line summary).
     """
-    from .presenter import PADS, Presenter, PresenterPainter
-
     source, audio_path, output = Path(source), Path(audio_path), Path(output)
     if not output.parent.is_dir():
         raise MediaError("output folder does not exist", path=output.parent, fix="create it first")
     wav = load_speech(audio_path, opts.allow_silence)
     total = A.samples_to_frames(len(wav))
-    if isinstance(model, Presenter):
-        src = open_source(source, opts if opts.pads is not None else replace(opts, pads=PADS), data, detector)
-        painter = PresenterPainter(model, src, wav, total)
+    if hasattr(model, "painter"):
+        src = open_source(source, opts if opts.pads is not None else replace(opts, pads=model.pads), data, detector)
+        painter = model.painter(src, wav, total)
 
         def paint(frames: torch.Tensor) -> list[tuple[np.ndarray, bool]]:
             return painter.paint(frames, opts.batch_frames)

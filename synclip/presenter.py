@@ -44,9 +44,15 @@ class Presenter:
     data: DataConfig = field(default_factory=DataConfig)  # how faces were found and cropped in training
     meta: dict = field(default_factory=dict)  # what it was trained on, how long, its figures
 
+    pads = PADS  # what dubbing adds to the face box unless told otherwise
+
     @property
     def input_size(self) -> int:
         return self.renderer.dims.input_size
+
+    def painter(self, src, wav: np.ndarray, total: int) -> "PresenterPainter":
+        """What ``dub.dub_video`` paints ``total`` output frames of ``src`` (a ``dub.FrameSource``) with."""
+        return PresenterPainter(self, src, wav, total)
 
     def to(self, device: torch.device) -> "Presenter":
         self.renderer.to(device)

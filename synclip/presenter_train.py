@@ -14,6 +14,7 @@ Ctrl+C keeps a usable model: last.pth holds the weights as they are, and ``--res
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -99,13 +100,20 @@ def measure(p: Presenter, frames: Frames, count: int | None = EVAL_FRAMES, seed:
     return lower_face_figures(drawn, frames.crops[idx], frames.landmarks[idx])
 
 
-def run_presenter(cfg: Config, *, resume: bool = False, report=lambda s: None, progress: bool = False,
-                  split: dict | None = None):
-    """Fine-tune the presenter on cfg.data.processed_dir's clips; writes best_model.pth and last.pth (presenter
-    files) and split.json under <checkpoints_dir>/generator. Returns a ``train.FitResult``."""
-    from .train import FitResult, stage_dir
+@dataclass
+class PresenterRun:
+    best_path: Path
+    last_path: Path
+    steps: int
+    interrupted: bool
+    curve: list[dict] = field(default_factory=list)  # render.fit's points, with the validation figures
+    test_metrics: dict = field(default_factory=dict)
 
-    out = stage_dir(cfg, "generator")
+
+def run_presenter(cfg: Config, out: Path, *, resume: bool = False, report=lambda s: None, progress: bool = False,
+                  split: dict | None = None) -> PresenterRun:
+    """Fine-tune the presenter on cfg.data.processed_dir's clips; writes best_model.pth and last.pth (presenter
+    files) and split.json under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     best_path, last_path = out / "best_model.pth", out / "last.pth"
     t = cfg.training
@@ -153,7 +161,7 @@ def run_presenter(cfg: Config, *, resume: bool = False, report=lambda s: None, p
         save_presenter(last_path, p)
         interrupted = True
         report(f"Interrupted: saved {last_path}; continue with --resume")
-    result = FitResult(best_path, last_path, curve[-1]["step"] if curve else 0, interrupted, history=curve)
+    result = PresenterRun(best_path, last_path, curve[-1]["step"] if curve else 0, interrupted, curve)
     if not interrupted:
         best_model = load_presenter(best_path)
         test = Frames(parts["test"]) if parts["test"] else val

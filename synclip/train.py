@@ -215,7 +215,9 @@ def run_stage(cfg: Config, kind: str, *, resume: bool = False, report: Report = 
     if kind == "generator" and cfg.model.generator == "presenter":
         from .presenter_train import run_presenter
 
-        return run_presenter(cfg, resume=resume, report=report, progress=progress, split=split)
+        run = run_presenter(cfg, stage_dir(cfg, kind), resume=resume, report=report, progress=progress, split=split)
+        return FitResult(run.best_path, run.last_path, run.steps, run.interrupted, history=run.curve,
+                         test_metrics=run.test_metrics)
     world, device = setup(select_device(cfg.training.device))
     report, progress = (report, progress) if world.main else (lambda s: None, False)
     out = stage_dir(cfg, kind)
