@@ -227,7 +227,9 @@ def run_little(args, expert, detector, work: Path) -> dict:
                      "sync": {"real": judge(expert, video), "undubbed": judge(expert, video, musetalk)},
                      "seconds": {"prepare": round(t_prepare), "mesh_128": round(t_mesh)}, "fine_tuned": {}}
         sheets = {"shipped": drawn_before}
-        starts = {"shipped model": PRETRAINED}
+        starts = {} if args.no_plain else {"shipped model": (PRETRAINED, False)}
+        if args.augment:  # the same start, the training frames jittered (render_data.jitter)
+            starts["shipped model, jittered frames"] = (PRETRAINED, True)
         if args.scratch:  # the same renderer with fresh weights: what the GRID speaker's training is worth
             from synclip.models.renderer import Renderer
             from synclip.presenter import save_presenter
@@ -235,17 +237,17 @@ def run_little(args, expert, detector, work: Path) -> dict:
             torch.manual_seed(0)
             fresh = replace(shipped, renderer=Renderer(shipped.renderer.dims), meta={"init": "random"})
             save_presenter(work / "fresh.pth", fresh)
-            starts["random weights"] = work / "fresh.pth"
-        for label, init in starts.items():
-            run_cfg = cfg.replace(**{"training.init_checkpoint": str(init),
-                                     "paths.checkpoints_dir": str(home / "checkpoints" / label.split()[0])})
+            starts["random weights"] = (work / "fresh.pth", False)
+        for k, (label, (init, augment)) in enumerate(starts.items()):
+            run_cfg = cfg.replace(**{"training.init_checkpoint": str(init), "training.presenter_augment": augment,
+                                     "paths.checkpoints_dir": str(home / "checkpoints" / str(k))})
             t0 = time.perf_counter()
             result = run_presenter(run_cfg, Path(run_cfg.paths.checkpoints_dir) / "generator", split=split,
                                    report=lambda s: print(f"{stem} {label}: {s}", flush=True))
             t_train = time.perf_counter() - t0
             tuned = load_presenter(result.best_path)
             _, drawn = redraw_test(tuned, frames, wav, test)
-            sheets[f"from {label.split()[0]}"] = drawn
+            sheets[f"from {label.split()[0]}{', jitter' if augment else ''}"] = drawn
             dubbed = work / f"{stem}_muse.mp4"
             t0 = time.perf_counter()
             dub_video(tuned, video, musetalk, dubbed, data=tuned.data, detector=detector)
@@ -254,7 +256,7 @@ def run_little(args, expert, detector, work: Path) -> dict:
                 "figures": figures_of(drawn, frames.landmarks[idx]), "dub_musetalk_10s": judge(expert, dubbed),
                 "seconds": {"train": round(t_train), "dub_10s": round(t_dub)}, "steps": result.steps,
                 "curve": result.curve}
-        sheet(ROOT / "docs" / f"contact_sheet_{stem}_presenter.png", sheets)
+        sheet(ROOT / "docs" / f"contact_sheet_{stem}_presenter{'_jitter' if args.no_plain else ''}.png", sheets)
         print(f"{stem}: {out[stem]}", flush=True)
     return out
 
@@ -265,6 +267,8 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=12.0, help="fine-tuning budget per little-footage clip")
     p.add_argument("--only", choices=["grid", "little"])
     p.add_argument("--scratch", action="store_true", help="little footage: also fine-tune from random weights")
+    p.add_argument("--augment", action="store_true", help="little footage: also fine-tune on jittered frames")
+    p.add_argument("--no-plain", action="store_true", help="little footage: skip the plain fine-tuning run")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", default=str(RESULTS / "real_presenter.json"))
     args = p.parse_args()

@@ -155,7 +155,7 @@ def run_presenter(cfg: Config, out: Path, *, resume: bool = False, report=lambda
                                                                                         STEP_SECONDS)) // CURVE_POINTS))
     curve, interrupted = [], False
     try:
-        curve = fit(p.renderer, train.sampler(), settings, evaluate, report=report)
+        curve = fit(p.renderer, train.sampler(augment=t.presenter_augment), settings, evaluate, report=report)
     except KeyboardInterrupt:
         p.renderer.eval()
         save_presenter(last_path, p)

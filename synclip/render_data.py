@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from . import media
@@ -104,15 +105,53 @@ class Frames:
         choices = [j for j in range(a, b) if abs(j - i) >= self.reference_gap and self.present[j]]
         return int(rng.choice(choices)) if choices else i
 
-    def sampler(self):
-        """``sample(rng, batch)`` -> (targets, references, landmarks), as ``render.fit`` takes it."""
+    def sampler(self, augment: bool = False):
+        """``sample(rng, batch)`` -> (targets, references, landmarks), as ``render.fit`` takes it. ``augment``:
+        each target (with its landmarks) and each reference moved by a small random similarity transform of
+        its own (``jitter``), and both given one random gain: more poses and framings than a few hundred
+        frames hold, for a presenter with little footage."""
         usable = np.flatnonzero(self.present)
 
         def sample(rng: np.random.Generator, batch: int):
             idx = rng.choice(usable, batch)
             refs = np.array([self.reference(rng, int(i)) for i in idx])
-            return self.crops[idx], self.crops[refs], self.landmarks[idx]
+            targets, references, landmarks = self.crops[idx], self.crops[refs], self.landmarks[idx]
+            if not augment:
+                return targets, references, landmarks
+            out = [jitter(t, r, lm, rng) for t, r, lm in zip(targets, references, landmarks)]
+            return tuple(np.stack(x) for x in zip(*out))
         return sample
+
+
+JITTER_SCALE, JITTER_SHIFT, JITTER_DEGREES, JITTER_GAIN = 0.05, 0.03, 3.0, 0.1  # at most: +-5%, +-3% of the side
+
+
+def _similarity(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random 2x3 similarity about the crop's centre, in pixels."""
+    angle = rng.uniform(-JITTER_DEGREES, JITTER_DEGREES)
+    m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, 1 + rng.uniform(-JITTER_SCALE, JITTER_SCALE))
+    m[:, 2] += rng.uniform(-JITTER_SHIFT, JITTER_SHIFT, 2) * size
+    return m
+
+
+def jitter(target: np.ndarray, reference: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(S, S, 3) target and reference crops and the target's (468, 3) landmarks in crop units -> the same,
+    the target and its landmarks moved by one random similarity, the reference by another, both crops scaled
+    in brightness by one random gain (one person in one light)."""
+    size = target.shape[0]
+    m = _similarity(rng, size)
+    gain = 1 + rng.uniform(-JITTER_GAIN, JITTER_GAIN)
+
+    def warp(img: np.ndarray, mat: np.ndarray) -> np.ndarray:
+        moved = cv2.warpAffine(img, mat, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return np.clip(moved.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+    lm = landmarks.copy()
+    xy = landmarks[:, :2] * size - 0.5  # cv2 places pixel centres at whole numbers, the mesh at half ones
+    lm[:, :2] = (xy @ m[:, :2].T + m[:, 2] + 0.5) / size
+    lm[:, 2] = landmarks[:, 2] * np.sqrt(abs(np.linalg.det(m[:, :2])))
+    return warp(target, m), warp(reference, _similarity(rng, size)), lm.astype(landmarks.dtype)
 
 
 def split_faces(clips: dict[str, FaceClip], split: dict, part: str) -> list[FaceClip]:

@@ -98,3 +98,22 @@ def test_the_python_api_takes_a_presenter_model_and_refuses_to_stream_it(tmp_pat
     assert model.expert.dims.face_input == "landmarks"  # scored with the shipped real-footage expert
     with pytest.raises(CheckpointError, match="presenter"):
         model.stream(tmp_path / "face.mp4", iter([]))
+
+
+def test_jitter_moves_the_landmarks_with_the_pixels():
+    from synclip.render_data import jitter
+
+    size = 128
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        target = np.zeros((size, size, 3), np.uint8)
+        landmarks = np.zeros((468, 3), np.float32)
+        landmarks[:, :2] = rng.uniform(0.3, 0.7, (468, 2))
+        x, y = (landmarks[0, :2] * size).astype(int)
+        target[y, x] = 255  # one bright pixel where landmark 0 is (its centre at x + 0.5, y + 0.5)
+        landmarks[0, :2] = (np.array([x, y]) + 0.5) / size
+        moved, _, lm = jitter(target, target.copy(), landmarks, rng)
+        bright = np.unravel_index(moved[..., 0].argmax(), moved.shape[:2])
+        # cv2 maps pixel centres at integer coordinates: compare there, within the bilinear spread
+        assert np.allclose(np.array(bright[::-1]), lm[0, :2] * size - 0.5, atol=0.71)
+        assert not np.allclose(lm[:, :2], landmarks[:, :2])  # it did move
