@@ -199,7 +199,7 @@ def run_little(args, expert, detector, work: Path) -> dict:
     out = {}
     musetalk = write_piece(media.read_audio(REAL / "audio" / "musetalk_eng.wav"), SPEECH_START_S["musetalk_eng.wav"],
                            10.0, work / "muse10.wav")
-    for video_name in LITTLE:
+    for video_name in args.little:
         video = REAL / "video" / video_name
         if not video.is_file():
             continue
@@ -256,7 +256,7 @@ def run_little(args, expert, detector, work: Path) -> dict:
                 "figures": figures_of(drawn, frames.landmarks[idx]), "dub_musetalk_10s": judge(expert, dubbed),
                 "seconds": {"train": round(t_train), "dub_10s": round(t_dub)}, "steps": result.steps,
                 "curve": result.curve}
-        sheet(ROOT / "docs" / f"contact_sheet_{stem}_presenter{'_jitter' if args.no_plain else ''}.png", sheets)
+        sheet(ROOT / "docs" / f"contact_sheet_{stem}_presenter{'_jitter' if args.no_plain else ''}.jpg", sheets)
         print(f"{stem}: {out[stem]}", flush=True)
     return out
 
@@ -269,6 +269,7 @@ def main() -> int:
     p.add_argument("--scratch", action="store_true", help="little footage: also fine-tune from random weights")
     p.add_argument("--augment", action="store_true", help="little footage: also fine-tune on jittered frames")
     p.add_argument("--no-plain", action="store_true", help="little footage: skip the plain fine-tuning run")
+    p.add_argument("--little", nargs="+", default=list(LITTLE), help="the little-footage clips (shared real videos)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", default=str(RESULTS / "real_presenter.json"))
     args = p.parse_args()

@@ -159,7 +159,9 @@ def contact_sheet(path: Path, rows: list[tuple[str, np.ndarray]]) -> None:
     from synclip.store import atomic_path
 
     with atomic_path(path) as tmp:
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+        jpeg = path.suffix.lower() in (".jpg", ".jpeg")  # JPEG for the big sheets: a tenth of the PNG's size
+        ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, 90] if jpeg else [])
         tmp.write_bytes(buf.tobytes())
     print(f"wrote {path}")
 
