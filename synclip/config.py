@@ -80,7 +80,7 @@ class TrainingConfig:
     init_checkpoint: str = ""  # fine-tuning: start this stage from these weights (same kind and dims)
     presenter_minutes: float = 20.0  # presenter: wall-clock budget of its renderer's fine-tuning
     presenter_steps: int = 1500  # presenter: at most this many steps of 8 frames (whichever comes first)
-    presenter_augment: bool = False  # presenter: jitter framing and light of the training frames
+    presenter_augment: bool = False  # presenter: jitter the training frames (helped one 20-s clip, not the other)
 
 
 @dataclass(frozen=True)

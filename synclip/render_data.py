@@ -124,6 +124,9 @@ class Frames:
 
 
 JITTER_SCALE, JITTER_SHIFT, JITTER_DEGREES, JITTER_GAIN = 0.05, 0.03, 3.0, 0.1  # at most: +-5%, +-3% of the side
+# Bicubic: bilinear resampling softens every jittered target and the renderer learns that softness (mouth
+# sharpness 0.58 / 0.37 on the two 20-s shared presenters, 0.70 / 0.57 bicubic, 0.71 / 0.77 without jitter)
+JITTER_INTERPOLATION = cv2.INTER_CUBIC
 
 
 def _similarity(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -144,7 +147,7 @@ def jitter(target: np.ndarray, reference: np.ndarray, landmarks: np.ndarray, rng
     gain = 1 + rng.uniform(-JITTER_GAIN, JITTER_GAIN)
 
     def warp(img: np.ndarray, mat: np.ndarray) -> np.ndarray:
-        moved = cv2.warpAffine(img, mat, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        moved = cv2.warpAffine(img, mat, (size, size), flags=JITTER_INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
         return np.clip(moved.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
     lm = landmarks.copy()
