@@ -329,6 +329,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from .checkpoint import load_generator, select_device
     from .media import read_audio
     from .background import BackgroundSink
+    from .presenter import read_presenter
     from .stream import LOOKAHEAD_MS, Streamer, arriving, paced, pcm_chunks, run_stream
     from .writer import GrowingWriter
 
@@ -337,9 +338,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     cfg = _config(args)
     torch.set_num_threads(max(1, args.threads))
     path = args.checkpoint or str(Path(cfg.paths.checkpoints_dir) / "generator" / "best_model.pth")
-    from .presenter import read_presenter
-
-    if Path(path).is_file() and read_presenter(Path(path)) is not None:
+    if read_presenter(Path(path)) is not None:
         raise InputError(f"{path} is a presenter model: it dubs whole files (it meshes the source first), it "
                          f"cannot stream", fix="use `synclip dub`, or stream with a generator trained with "
                                                "--set model.generator=unet")

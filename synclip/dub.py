@@ -255,9 +255,9 @@ def dub_video(model, source: str | Path, audio_path: str | Path, output: str | P
 
     ``model``: a ``Generator`` (in eval mode on the device to run on; its dims say the crop size and audio
     features), or a model that paints frames its own way from the speech (``presenter.Presenter``: its
-    ``painter(source, wav, total)`` and its own default ``pads``). ``data``: the settings the faces are found and cropped by
-    (detector, face_pad, gaps, smoothing): those the model was trained with. ``detector``: a ready
-    FaceDetector to reuse (else one is made from ``data`` and closed at the end). ``progress(frames done,
+    ``painter(source, wav, total)`` and its own default ``pads``). ``data``: the settings the faces are found
+    and cropped by (detector, face_pad, gaps, smoothing): those the model was trained with. ``detector``: a
+    ready FaceDetector to reuse (else one is made from ``data`` and closed at the end). ``progress(frames done,
     total)``. Returns (True, a one-line summary).
     """
     source, audio_path, output = Path(source), Path(audio_path), Path(output)

@@ -154,12 +154,21 @@ def source_landmarks(frames: Iterator[np.ndarray], squares: np.ndarray, path: Pa
                     out[i] = found
     finally:
         mesh.close()
-    seen = np.flatnonzero(~np.isnan(out[:, 0, 0]))
-    if not len(seen):
+    present = ~np.isnan(out[:, 0, 0])
+    if not present.any():
         raise NoFaceError("the face mesh found no face to shape a mouth on", path=path,
                           fix="use footage with a clear frontal face, or give --box around it")
-    nearest = seen[np.abs(np.arange(n)[:, None] - seen[None]).argmin(1)]
-    return out[nearest]
+    return out[nearest_present(present)]
+
+
+def nearest_present(present: np.ndarray) -> np.ndarray:
+    """(n,) bool with at least one True -> (n,) the index of the nearest True to each position (a tie: the
+    later one), in O(n log n) whatever the gaps."""
+    seen = np.flatnonzero(present)
+    t = np.arange(len(present))
+    after = seen[np.clip(np.searchsorted(seen, t), 0, len(seen) - 1)]  # first True at or after t (or the last)
+    before = seen[np.clip(np.searchsorted(seen, t, side="right") - 1, 0, len(seen) - 1)]  # last at or before
+    return np.where(np.abs(after - t) <= np.abs(t - before), after, before)
 
 
 class PresenterPainter:
@@ -167,8 +176,9 @@ class PresenterPainter:
     gets the mouth the new speech asks for, on that frame's own pose."""
 
     def __init__(self, p: Presenter, src, wav: np.ndarray, total: int):
-        self.p, self.total = p, total
-        self.landmarks = source_landmarks(src.frames(), src.squares, src.path)
+        self.p = p
+        # Output frame t shows source frame pingpong(t, n): a short audio needs only the source's first frames.
+        self.landmarks = source_landmarks(src.frames(), src.squares[:min(src.n, total)], src.path)
         self.rest = rest_mouth(self.landmarks, p.template)
         self.lips = speech_lips(p, wav, total)
         self.source_of = np.array([pingpong(t, src.n) for t in range(total)])

@@ -117,3 +117,18 @@ def test_jitter_moves_the_landmarks_with_the_pixels():
         # cv2 maps pixel centres at integer coordinates: compare there, within the bilinear spread
         assert np.allclose(np.array(bright[::-1]), lm[0, :2] * size - 0.5, atol=0.71)
         assert not np.allclose(lm[:, :2], landmarks[:, :2])  # it did move
+
+
+def test_frames_without_a_mesh_take_the_nearest_meshed_one():
+    from synclip.presenter import nearest_present
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        present = rng.random(n) < rng.random()
+        present[rng.integers(n)] = True
+        got = nearest_present(present)
+        assert present[got].all()
+        seen = np.flatnonzero(present)
+        best = np.abs(np.arange(n)[:, None] - seen[None]).min(1)  # the distance to the nearest, by brute force
+        assert (np.abs(got - np.arange(n)) == best).all()
