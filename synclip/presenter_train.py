@@ -139,7 +139,9 @@ def run_presenter(cfg: Config, out: Path, *, resume: bool = False, report=lambda
     start = measure(p, val)
     report(f"before: {_fmt(start)}")
     best = {"ssim_lower": start["ssim_lower"]}
-    if not resume or not best_path.is_file():
+    if resume and best_path.is_file():  # the best so far stays unless this run beats it
+        best["ssim_lower"] = max(best["ssim_lower"], measure(load_presenter(best_path), val)["ssim_lower"])
+    else:
         save_presenter(best_path, p)
 
     def evaluate(model) -> dict:
@@ -150,9 +152,9 @@ def run_presenter(cfg: Config, out: Path, *, resume: bool = False, report=lambda
         save_presenter(last_path, p)
         return {f"val_{k}": v for k, v in figures.items()}
 
+    expected_steps = min(t.presenter_steps, round(t.presenter_minutes * 60 / STEP_SECONDS))
     settings = FitSettings(minutes=t.presenter_minutes, max_steps=t.presenter_steps, batch=BATCH, lr=LEARNING_RATE,
-                           detail_weight=DETAIL_WEIGHT, seed=t.seed, eval_every=max(10, min(t.presenter_steps, round(t.presenter_minutes * 60 /
-                                                                                        STEP_SECONDS)) // CURVE_POINTS))
+                           detail_weight=DETAIL_WEIGHT, seed=t.seed, eval_every=max(10, expected_steps // CURVE_POINTS))
     curve, interrupted = [], False
     try:
         curve = fit(p.renderer, train.sampler(augment=t.presenter_augment), settings, evaluate, report=report)

@@ -88,6 +88,20 @@ def test_train_generator_stage_fits_the_presenter_and_dub_then_uses_it(tmp_path,
                  "--quiet", *where]) == 0
     assert out.is_file()  # from the presenter's own model: without one, dub stops (test above)
 
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("synclip.presenter_train.fit", interrupted)
+    last = tmp_path / "ck" / "generator" / "last.pth"
+    last.unlink(missing_ok=True)
+    assert main(["train", "--stage", "generator", "--data", str(tmp_path / "processed"), "--quiet", *where]) == 130
+    assert load_presenter(last).meta["footage"] == p.meta["footage"]  # Ctrl+C leaves a usable model
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--stage", "generator", "--data", str(tmp_path / "processed"), "--quiet", "--resume", *where,
+                 "--set", "training.presenter_steps=2"]) == 0
+    assert "starting from " + str(last) in capsys.readouterr().out  # --resume goes on from last.pth
+    assert load_presenter(best).input_size == 128
+
 
 def test_the_python_api_takes_a_presenter_model_and_refuses_to_stream_it(tmp_path):
     from synclip.errors import CheckpointError
