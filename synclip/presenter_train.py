@@ -156,13 +156,22 @@ def run_presenter(cfg: Config, out: Path, *, resume: bool = False, report=lambda
     settings = FitSettings(minutes=t.presenter_minutes, max_steps=t.presenter_steps, batch=BATCH, lr=LEARNING_RATE,
                            detail_weight=DETAIL_WEIGHT, seed=t.seed, eval_every=max(10, expected_steps // CURVE_POINTS))
     curve, interrupted = [], False
+    bar = tqdm(desc="Fitting the presenter", total=100, unit="%", disable=not progress, leave=False,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+
+    def on_step(step: int, spent: float) -> None:
+        bar.update(min(100, round(100 * spent)) - bar.n)
+        bar.set_postfix_str(f"step {step}", refresh=False)
     try:
-        curve = fit(p.renderer, train.sampler(augment=t.presenter_augment), settings, evaluate, report=report)
+        curve = fit(p.renderer, train.sampler(augment=t.presenter_augment), settings, evaluate,
+                    report=lambda s: (bar.clear(), report(s)), on_step=on_step)
     except KeyboardInterrupt:
         p.renderer.eval()
         save_presenter(last_path, p)
         interrupted = True
         report(f"Interrupted: saved {last_path}; continue with --resume")
+    finally:
+        bar.close()
     result = PresenterRun(best_path, last_path, curve[-1]["step"] if curve else 0, interrupted, curve)
     if not interrupted:
         best_model = load_presenter(best_path)

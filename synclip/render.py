@@ -151,10 +151,12 @@ class FitSettings:
 
 
 def fit(model: Renderer, sample: Callable[[np.random.Generator, int], tuple], settings: FitSettings,
-        evaluate: Callable[[Renderer], dict] | None = None, report: Callable[[str], None] = print) -> list[dict]:
+        evaluate: Callable[[Renderer], dict] | None = None, report: Callable[[str], None] = print,
+        on_step: Callable[[int, float], None] | None = None) -> list[dict]:
     """Train until the time budget or max_steps is spent. ``sample(rng, batch)`` -> (targets, references,
     landmarks) numpy arrays as ``model_inputs`` takes them. Returns the curve: mean loss terms per
-    ``eval_every`` steps and ``evaluate(model)``'s figures there."""
+    ``eval_every`` steps and ``evaluate(model)``'s figures there. ``on_step(steps done, share of the budget
+    spent)`` after every step (a progress bar)."""
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
     rng = np.random.default_rng(settings.seed)
     budget = settings.minutes * 60.0
@@ -175,6 +177,8 @@ def fit(model: Renderer, sample: Callable[[np.random.Generator, int], tuple], se
         loss.backward()
         opt.step()
         step += 1
+        if on_step is not None:
+            on_step(step, max(step / settings.max_steps, (time.perf_counter() - t0) / budget))
         running.append([loss.item(), terms["l1"], terms["edge"], terms["ssim"], terms["detail"]])
         if step % settings.eval_every == 0:
             curve.append(_point(step, t0, running, model, evaluate))
