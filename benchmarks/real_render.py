@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from common import RESULTS, ROOT, save_result
 
-from synclip.mesh import LIPS_OUTER, mouth_opening  # noqa: E402
-from synclip.render_data import Frames  # noqa: E402
+from synclip.mesh import mouth_opening  # noqa: E402
 from synclip.metrics import colour_difference, psnr, sharpness_ratio, ssim  # noqa: E402
+from synclip.render import mouth_boxes  # noqa: E402
+from synclip.render_data import Frames  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "grid_s1"
 # Caches and trained models live outside the project: ~/.cache/synclip, or $SYNCLIP_CACHE when set.
@@ -79,17 +80,6 @@ def eval_frames(test: Frames, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     idx = np.array([i for i in range(len(test.crops)) if test.present[i] and (i - test.starts[test.clip_of[i]])
                     % EVAL_STRIDE == 0])
     return idx, np.array([test.reference(rng, int(i)) for i in idx])
-
-
-def mouth_boxes(crops: np.ndarray, landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(N, h, w, 3) boxes of the crops centred on the real lips' centre."""
-    h, w = size
-    out = []
-    for img, lm in zip(crops, landmarks):
-        cx, cy = (lm[list(LIPS_OUTER), :2].mean(0) * img.shape[0]).round().astype(int)
-        y0, x0 = np.clip([cy - h // 2, cx - w // 2], 0, [img.shape[0] - h, img.shape[1] - w])
-        out.append(img[y0:y0 + h, x0:x0 + w])
-    return np.stack(out)
 
 
 def figures(generated: np.ndarray, truth: np.ndarray, landmarks: np.ndarray, box: tuple[int, int]) -> dict:

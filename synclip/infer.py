@@ -165,9 +165,9 @@ class LipSyncInference:
 
     def __init__(self, checkpoint_path: str | Path | None = None, device: str | torch.device | None = None,
                  detector: str = "mediapipe", max_offset: int = 15):
-        self.device = select_device(device, setting="--device")
         from .presenter import load_presenter, read_presenter
 
+        self.device = select_device(device, setting="--device")
         self.checkpoint_path = resolve_checkpoint(checkpoint_path)
         presenter = read_presenter(self.checkpoint_path) if self.checkpoint_path.is_file() else None
         data = load_checkpoint(resolve_checkpoint(None) if presenter else self.checkpoint_path, map_location="cpu")

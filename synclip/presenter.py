@@ -3,8 +3,8 @@ in those shapes (``models.renderer``). One file holds both (format ``synclip-pre
 with it, `synclip train --stage generator` fine-tunes its renderer on one presenter's footage
 (``presenter_train``).
 
-Dubbing a video: a first pass meshes every source frame on the face square dubbing crops by (each frame's pose
-and the person's rest mouth come from the footage itself); AudioToLips turns the new speech into lip features
+Dubbing a video: a first pass meshes the source frames the output will show, on the face square dubbing crops
+by (each frame's pose and the person's rest mouth come from the footage itself); AudioToLips turns the new speech into lip features
 for every output frame; each output frame's mouth points are those features on its source frame's pose
 (``render.mouth_from_features``); the renderer redraws the crop's lower half from the masked crop, the first
 face crop as reference, and the shape map; paste-back is the generator's (colour-matched, feathered mask).
@@ -95,12 +95,13 @@ def load_presenter(path: Path | str, device: torch.device = torch.device("cpu"),
     if data is None:
         raise CheckpointError("not a synclip presenter model", path=path,
                               fix="use a model written by `synclip train --stage generator`")
+    def float32(state: dict) -> dict:  # the shipped copy stores float16
+        return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
     renderer = Renderer(RendererDims(**data["renderer"]["dims"]))
-    renderer.load_state_dict({k: v.float() if v.is_floating_point() else v
-                              for k, v in data["renderer"]["state_dict"].items()}, strict=True)
+    renderer.load_state_dict(float32(data["renderer"]["state_dict"]), strict=True)
     lips = AudioToLips(width=int(data["lips"].get("width", 192)))
-    lips.load_state_dict({k: v.float() if v.is_floating_point() else v
-                          for k, v in data["lips"]["state_dict"].items()}, strict=True)
+    lips.load_state_dict(float32(data["lips"]["state_dict"]), strict=True)
     p = Presenter(renderer.eval(), lips.eval(), data["lips"]["template"].numpy().astype(np.float64),
                   DataConfig(**data.get("data", {})), data.get("meta", {}))
     return p.to(device)
@@ -136,9 +137,10 @@ def speech_lips(p: Presenter, wav: np.ndarray, num_frames: int) -> np.ndarray:
 
 
 def source_landmarks(frames: Iterator[np.ndarray], squares: np.ndarray, path: Path) -> np.ndarray:
-    """Face mesh of each source frame on its square: (n, 468, 3) in units of the square. Frames whose mesh
-    fails (or that have no square) take the nearest meshed frame's landmarks, so every frame has a mouth pose;
-    raises NoFaceError when no frame can be meshed."""
+    """Face mesh of the first n = len(squares) source frames, each on its square: (n, 468, 3) in units of the
+    square. Frames whose mesh fails (or that have no square) take the nearest meshed frame's landmarks, so every
+    frame has a mouth pose; raises NoFaceError when no frame can be meshed. ``frames`` is closed at the end
+    (a source's decoding thread stops there, not when the iterator is collected)."""
     from .mesh import FaceMesh
 
     n = len(squares)
@@ -154,6 +156,9 @@ def source_landmarks(frames: Iterator[np.ndarray], squares: np.ndarray, path: Pa
                     out[i] = found
     finally:
         mesh.close()
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
     present = ~np.isnan(out[:, 0, 0])
     if not present.any():
         raise NoFaceError("the face mesh found no face to shape a mouth on", path=path,

@@ -25,9 +25,8 @@ from .config import Config
 from .datasets import make_split, save_split
 from .errors import DataError
 from .metrics import psnr, sharpness_ratio, ssim
-from .mesh import LIPS_OUTER
 from .presenter import PRETRAINED, Presenter, load_presenter, save_presenter
-from .render import FitSettings, draw, fit
+from .render import FitSettings, draw, fit, mouth_boxes
 from .render_data import FaceClip, Frames, extract, load_faces, split_faces
 from .store import read_index
 
@@ -68,16 +67,6 @@ def presenter_faces(videos: list[Path], processed_dir: Path, crop_px: int, worke
     return load_faces(cache)
 
 
-def mouth_boxes(crops: np.ndarray, landmarks: np.ndarray, side: int) -> np.ndarray:
-    """(N, side, side, 3) squares of the crops centred on the lips (the region whose sharpness counts)."""
-    out = []
-    for img, lm in zip(crops, landmarks):
-        cx, cy = (lm[list(LIPS_OUTER), :2].mean(0) * img.shape[0]).round().astype(int)
-        y0, x0 = np.clip([cy - side // 2, cx - side // 2], 0, img.shape[0] - side)
-        out.append(img[y0:y0 + side, x0:x0 + side])
-    return np.stack(out)
-
-
 def lower_face_figures(drawn: np.ndarray, truth: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
     """Lower-half SSIM and PSNR of drawn against true crops (N, S, S, 3) uint8, and the mouth box's sharpness
     (variance of the Laplacian) over the truth's."""
@@ -85,8 +74,8 @@ def lower_face_figures(drawn: np.ndarray, truth: np.ndarray, landmarks: np.ndarr
     d, t = (torch.from_numpy(x[:, half:]).permute(0, 3, 1, 2).float() / 255 for x in (drawn, truth))
     side = truth.shape[1] * 3 // 8  # about 1.5 mouth widths at this crop framing
     return {"ssim_lower": round(float(ssim(d, t).mean()), 4), "psnr_lower_db": round(float(psnr(d, t).mean()), 2),
-            "sharpness_mouth": round(sharpness_ratio(mouth_boxes(drawn, landmarks, side),
-                                                     mouth_boxes(truth, landmarks, side)), 3)}
+            "sharpness_mouth": round(sharpness_ratio(mouth_boxes(drawn, landmarks, (side, side)),
+                                                     mouth_boxes(truth, landmarks, (side, side))), 3)}
 
 
 def measure(p: Presenter, frames: Frames, count: int | None = EVAL_FRAMES, seed: int = 7) -> dict[str, float]:

@@ -218,9 +218,10 @@ def draw(model: Renderer, targets: np.ndarray, references: np.ndarray, landmarks
     return np.concatenate(out) if out else np.zeros_like(targets)
 
 
-def rest_mouth(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """(P, 3) the clip's rest mouth: the median of its frames' MOUTH_POINTS, frontalised on ``template``."""
-    poses = frame_poses(landmarks, template)
+def rest_mouth(landmarks: np.ndarray, template: np.ndarray, poses: dict | None = None) -> np.ndarray:
+    """(P, 3) the clip's rest mouth: the median of its frames' MOUTH_POINTS, frontalised on ``template``
+    (``poses``: ``mesh.frame_poses`` of these landmarks, when the caller has them already)."""
+    poses = frame_poses(landmarks, template) if poses is None else poses
     if not poses:
         raise ValueError("no frame with landmarks to take the rest mouth from")
     return np.median(np.stack([s * landmarks[t, list(MOUTH_POINTS)] @ r.T + shift
@@ -237,11 +238,23 @@ def mouth_from_features(landmarks: np.ndarray, features: np.ndarray, template: n
     poses = frame_poses(landmarks, template)
     if not poses:
         return out
-    rest = rest_mouth(landmarks, template) if rest is None else rest
+    rest = rest_mouth(landmarks, template, poses) if rest is None else rest
     mouth = rest[None] + features.reshape(len(features), -1, 3)
     for t, (s, r, shift) in poses.items():
         out[t, list(MOUTH_POINTS)] = ((mouth[t] - shift) @ r / s).astype(np.float32)
     return out
+
+
+def mouth_boxes(crops: np.ndarray, landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, h, w, 3) boxes of (N, S, S, 3) crops centred on the lips of their (N, 468, 3) landmarks (the region
+    whose sharpness and colour are measured), kept inside the crop."""
+    h, w = size
+    out = []
+    for img, lm in zip(crops, landmarks):
+        cx, cy = (lm[list(LIPS_OUTER), :2].mean(0) * img.shape[0]).round().astype(int)
+        y0, x0 = np.clip([cy - h // 2, cx - w // 2], 0, [img.shape[0] - h, img.shape[1] - w])
+        out.append(img[y0:y0 + h, x0:x0 + w])
+    return np.stack(out)
 
 
 def save_renderer(path: Path, model: Renderer, step: int, metrics: dict | None = None) -> None:
