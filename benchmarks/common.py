@@ -27,6 +27,21 @@ def bench_config(work: Path, videos: Path | None = None, audios: Path | None = N
         "paths.logs_dir": str(work / "logs"), **BENCH_MODEL, **overrides})
 
 
+def machine() -> dict:
+    """What a timing was measured on: the CPU's model name (Linux) and its cores. The shared machines of this
+    project have changed CPU between sessions, so a time without them cannot be compared with another."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count()}
+
+
 def save_result(path: str | Path, result: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import REAL, RESULTS, save_result
+from common import REAL, RESULTS, machine, save_result
 
 from synclip import audio as A  # noqa: E402
 from synclip import media  # noqa: E402
@@ -144,7 +144,8 @@ def speed(model: LipSyncInference, tmp: Path) -> dict:
             if not np.isnan(sq[0]):
                 mesh.run(crop(frame, sq, MESH_INPUT_PX))
         t_mesh = time.perf_counter() - t0 - t_decode
-    return {"video_s": 60.0, "frames": n, "total_s": round(total, 2), "realtime_factor": round(60.0 / total, 2),
+    return {"machine": machine(), "video_s": 60.0, "frames": n, "total_s": round(total, 2),
+            "realtime_factor": round(60.0 / total, 2),
             "scan_s (2 threads)": round(t_scan, 2), "model_and_rest_s": round(total - t_scan, 2),
             "alone: decode_s": round(t_decode, 2),
             f"alone: detection_s (every {SCAN_DETECT_EVERY}. frame)": round(t_detect, 2),
