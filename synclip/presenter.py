@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from .dub import colour_match, pingpong
 from .errors import CheckpointError, NoFaceError
 from .face import crop, lower_face_mask, paste
 from .lips_audio import AudioToLips, centred, predict
-from .mesh import MESH_INPUT_PX, NUM_LANDMARKS
+from .mesh import MESH_INPUT_PX, MOUTH_POINTS, NUM_LANDMARKS, lip_features
 from .models.renderer import Renderer, RendererDims
 from .render import model_inputs, mouth_from_features, rest_mouth, to_images
 from .store import atomic_path
@@ -34,6 +34,8 @@ FORMAT = "synclip-presenter-1"
 PRETRAINED = Path(__file__).parent / "pretrained" / "presenter.pth"
 # The renderer was trained on the crop squares of `synclip prepare` / lips.lip_track: no extra pad below.
 PADS = (0, 0, 0, 0)
+MOTION_PERCENTILE = 90  # a clip's motion level: this percentile of its frames' distance from the median mouth
+MOTION_GAIN_LIMITS = (0.5, 3.0)  # how far match_motion may scale speech's mouth shapes
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Presenter:
     template: np.ndarray  # (len(STABLE), 3): the head template the lip features are measured on
     data: DataConfig = field(default_factory=DataConfig)  # how faces were found and cropped in training
     meta: dict = field(default_factory=dict)  # what it was trained on, how long, its figures
+    motion_level: float = 0.0  # how far the presenter's mouth moves in their footage (motion_level); 0: unknown
 
     pads = PADS  # what dubbing adds to the face box unless told otherwise
 
@@ -73,7 +76,7 @@ def save_presenter(path: Path, p: Presenter, half: bool = False) -> None:
                     "lips": {"width": p.lips.head.in_channels, "state_dict": state(p.lips),
                              "template": torch.from_numpy(p.template.astype(np.float32))},
                     "data": {k: getattr(p.data, k) for k in ("face_pad", "max_gap_frames", "smooth_frames")},
-                    "meta": p.meta}, tmp)
+                    "meta": p.meta, "motion_level": float(p.motion_level)}, tmp)
 
 
 def read_presenter(path: Path) -> dict | None:
@@ -103,7 +106,7 @@ def load_presenter(path: Path | str, device: torch.device = torch.device("cpu"),
     lips = AudioToLips(width=int(data["lips"].get("width", 192)))
     lips.load_state_dict(float32(data["lips"]["state_dict"]), strict=True)
     p = Presenter(renderer.eval(), lips.eval(), data["lips"]["template"].numpy().astype(np.float64),
-                  DataConfig(**data.get("data", {})), data.get("meta", {}))
+                  DataConfig(**data.get("data", {})), data.get("meta", {}), float(data.get("motion_level", 0.0)))
     return p.to(device)
 
 
@@ -127,13 +130,50 @@ def load_dub_model(path: Path | str, device: torch.device = torch.device("cpu"))
 
 
 @torch.no_grad()
-def speech_lips(p: Presenter, wav: np.ndarray, num_frames: int) -> np.ndarray:
+def speech_lips(p: Presenter, wav: np.ndarray, num_frames: int, match: bool = True) -> np.ndarray:
     """(T, LIP_FEATURES) mouth shapes for ``num_frames`` video frames of 16 kHz speech, around its median
-    shape (as ``mesh.lip_features`` measures a clip against its own rest mouth)."""
+    shape (as ``mesh.lip_features`` measures a clip against its own rest mouth), moving as far as the
+    presenter's own mouth does (``match_motion``; ``match=False``: as AudioToLips predicts them)."""
     device = next(p.lips.parameters()).device
     mel = A.normalize_mel(A.log_mel(wav)).to(device)
-    lips = predict(p.lips, mel, num_frames).cpu()
-    return centred(lips, torch.ones(num_frames, dtype=torch.bool)).numpy()
+    lips = centred(predict(p.lips, mel, num_frames).cpu(), torch.ones(num_frames, dtype=torch.bool)).numpy()
+    return match_motion(lips, p.motion_level) if match else lips
+
+
+def motion_level(lips: np.ndarray) -> float:
+    """How far a clip's mouth moves: the MOTION_PERCENTILE-th percentile over its frames of the lip features'
+    distance from their median (a percentile, so a clip's pauses do not dilute it as they would an RMS).
+    ``lips``: (T, LIP_FEATURES), NaN rows ignored; 0 without a frame."""
+    seen = lips[~np.isnan(lips[:, 0])]
+    if not len(seen):
+        return 0.0
+    return float(np.percentile(np.linalg.norm(seen - np.median(seen, axis=0), axis=1), MOTION_PERCENTILE))
+
+
+def footage_motion_level(clips: Iterable[np.ndarray], template: np.ndarray) -> float:
+    """A presenter's own motion level: ``motion_level`` over the frames of their clips' landmarks (each (T, 468,
+    3)), every clip measured against its own median mouth (``mesh.lip_features``)."""
+    feats = [lip_features(lm, template) for lm in clips]
+    return motion_level(np.concatenate(feats)) if feats else 0.0
+
+
+def match_motion(lips: np.ndarray, level: float) -> np.ndarray:
+    """Speech's mouth shapes (T, LIP_FEATURES) scaled to move as far as the presenter's own mouth (``level``,
+    ``motion_level`` of their footage); unchanged when ``level`` is 0 (unknown).
+
+    AudioToLips, like any regression to the mean, moves the mouth less than real speech does, and much less for
+    voices unlike those it was trained on: on the GRID presenter its shapes reach 0.75 of his own footage's
+    motion level for his voice and about 0.5 for other people's (benchmarks/real_presenter.py). The shapes are
+    scaled about the clip's most closed mouth (the mean of its 10% of frames with the smallest lip gap), so
+    pauses keep the closed lips they had and only the opening grows. The gain stays within MOTION_GAIN_LIMITS."""
+    own = motion_level(lips)
+    if level <= 0 or own <= 0 or len(lips) < 2:
+        return lips
+    gain = float(np.clip(level / own, *MOTION_GAIN_LIMITS))
+    pts = lips.reshape(len(lips), -1, 3)
+    gap = pts[:, MOUTH_POINTS.index(14), 1] - pts[:, MOUTH_POINTS.index(13), 1]  # frontal y grows downwards
+    closed = lips[gap <= np.percentile(gap, 10)].mean(axis=0)
+    return (closed + gain * (lips - closed)).astype(lips.dtype)
 
 
 def source_landmarks(frames: Iterator[np.ndarray], squares: np.ndarray, path: Path) -> np.ndarray:

@@ -25,7 +25,7 @@ from .config import Config
 from .datasets import make_split, save_split
 from .errors import DataError
 from .metrics import psnr, sharpness_ratio, ssim
-from .presenter import PRETRAINED, Presenter, load_presenter, save_presenter
+from .presenter import PRETRAINED, Presenter, footage_motion_level, load_presenter, save_presenter
 from .render import FitSettings, draw, fit, mouth_boxes
 from .render_data import FaceClip, Frames, extract, load_faces, split_faces
 from .store import read_index
@@ -125,6 +125,8 @@ def run_presenter(cfg: Config, out: Path, *, resume: bool = False, report=lambda
     report(f"Presenter: {len(clips)} clips, {int(train.present.sum())} training frames, {int(val.present.sum())} "
            f"validation frames at {p.input_size} px; starting from {init}")
     p.meta = {**p.meta, "init": str(init), "footage": sorted(clips)}
+    # Dubbing scales speech's mouth shapes to move as far as this person's mouth does in their footage.
+    p.motion_level = footage_motion_level([c.landmarks for c in clips.values()], p.template)
     start = measure(p, val)
     report(f"before: {_fmt(start)}")
     best = {"ssim_lower": start["ssim_lower"]}
