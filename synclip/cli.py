@@ -181,6 +181,7 @@ def _add_model_commands(sub, common) -> None:
     s = sub.add_parser("dub", parents=[common, ck], help="make a video's or a photo's face say new audio")
     s.add_argument("--audio", required=True, help="the new speech (wav, mp3, m4a, flac, or a video's track)")
     _add_dub_options(s)
+    _add_motion_option(s)
     s.set_defaults(func=cmd_dub)
 
     s = sub.add_parser("stream", parents=[common, ck],
@@ -205,6 +206,7 @@ def _add_model_commands(sub, common) -> None:
                                    "installed for --lang)")
     s.add_argument("--rate", type=float, default=1.0, help="speaking rate, 0.5-2 (default 1: the voice's pace)")
     _add_dub_options(s, required=False)
+    _add_motion_option(s)
     s.set_defaults(func=cmd_say)
 
     s = sub.add_parser("batch", parents=[common, ck], help="score or fix many videos; CSV + JSON report")
@@ -236,6 +238,12 @@ def _add_dub_options(s: argparse.ArgumentParser, required: bool = True) -> None:
     s.add_argument("--static", action="store_true", help="use only the first frame of the video")
     s.add_argument("--box", type=int, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="fixed face box; no detection")
     s.add_argument("--allow-silence", action="store_true", help="dub a silent track (mouth stays closed)")
+
+
+def _add_motion_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--mouth-motion", type=float, default=1.0, metavar="SHARE",
+                   help="presenter models: how far the mouth moves, as a share of how far it moves in the "
+                        "presenter's footage (default 1; e.g. 1.3 for a livelier mouth, 0.8 for a calmer one)")
 
 
 def _inference(args: argparse.Namespace, cfg: Config):
@@ -318,7 +326,7 @@ def _dub_options(args: argparse.Namespace):
 
     return DubOptions(pads=tuple(args.pads) if args.pads else None, resize_factor=max(1, args.resize_factor),
                       smooth=not args.nosmooth, static=args.static, box=tuple(args.box) if args.box else None,
-                      allow_silence=args.allow_silence)
+                      allow_silence=args.allow_silence, mouth_motion=getattr(args, "mouth_motion", 1.0))
 
 
 def cmd_stream(args: argparse.Namespace) -> int:

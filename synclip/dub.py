@@ -25,13 +25,14 @@ from . import media
 from .alloc import trim_heap
 from .background import prefetched
 from .config import DataConfig
-from .errors import MediaError, NoFaceError
+from .errors import InputError, MediaError, NoFaceError
 from .face import (FaceDetector, crop, detect_still, detect_tracks, lower_face_mask, paste, square_boxes,
                    subject_squares)
 from .models.generator import Generator, mask_lower_half
 
 JPEG_CACHE_QUALITY = 95
 GENERATOR_PADS = (0, 10, 0, 0)  # the generator's crops reach below the chin
+MAX_MOUTH_MOTION = 3.0  # DubOptions.mouth_motion's top: beyond it the renderer draws shapes no face makes
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,13 @@ class DubOptions:
     box: tuple[int, int, int, int] | None = None  # fixed face box x0 y0 x1 y1: skip detection
     batch_frames: int = 32
     allow_silence: bool = False  # dub a silent track (the mouth should stay closed) instead of refusing
+    # presenter models: how far the mouth moves, as a share of how far it moves in the presenter's footage
+    mouth_motion: float = 1.0
+
+    def __post_init__(self):
+        if not 0 < self.mouth_motion <= MAX_MOUTH_MOTION:
+            raise InputError(f"mouth motion {self.mouth_motion} is out of range",
+                             fix=f"give a share of the presenter's own motion above 0 and at most {MAX_MOUTH_MOTION}")
 
 
 def pingpong(t: int, n: int) -> int:
@@ -267,11 +275,14 @@ def dub_video(model, source: str | Path, audio_path: str | Path, output: str | P
     total = A.samples_to_frames(len(wav))
     if hasattr(model, "painter"):
         src = open_source(source, opts if opts.pads is not None else replace(opts, pads=model.pads), data, detector)
-        painter = model.painter(src, wav, total)
+        painter = model.painter(src, wav, total, motion=opts.mouth_motion)
 
         def paint(frames: torch.Tensor) -> list[tuple[np.ndarray, bool]]:
             return painter.paint(frames, opts.batch_frames)
     else:
+        if opts.mouth_motion != 1.0:
+            raise InputError("mouth motion is a presenter model's option; this one-stage generator draws the mouth "
+                             "straight from the audio", fix="leave --mouth-motion out, or dub with a presenter model")
         feats = A.features_for(wav, model.dims.audio_feature)
         src = open_source(source, opts, data, detector)
         painter = FramePainter(model, src.ordered(total))

@@ -53,9 +53,10 @@ class Presenter:
     def input_size(self) -> int:
         return self.renderer.dims.input_size
 
-    def painter(self, src, wav: np.ndarray, total: int) -> "PresenterPainter":
-        """What ``dub.dub_video`` paints ``total`` output frames of ``src`` (a ``dub.FrameSource``) with."""
-        return PresenterPainter(self, src, wav, total)
+    def painter(self, src, wav: np.ndarray, total: int, motion: float = 1.0) -> "PresenterPainter":
+        """What ``dub.dub_video`` paints ``total`` output frames of ``src`` (a ``dub.FrameSource``) with;
+        ``motion``: how far the mouth moves, as a share of the presenter's own (``speech_lips``)."""
+        return PresenterPainter(self, src, wav, total, motion)
 
     def to(self, device: torch.device) -> "Presenter":
         self.renderer.to(device)
@@ -130,14 +131,18 @@ def load_dub_model(path: Path | str, device: torch.device = torch.device("cpu"))
 
 
 @torch.no_grad()
-def speech_lips(p: Presenter, wav: np.ndarray, num_frames: int, match: bool = True) -> np.ndarray:
+def speech_lips(p: Presenter, wav: np.ndarray, num_frames: int, match: bool = True, motion: float = 1.0
+                ) -> np.ndarray:
     """(T, LIP_FEATURES) mouth shapes for ``num_frames`` video frames of 16 kHz speech, around its median
-    shape (as ``mesh.lip_features`` measures a clip against its own rest mouth), moving as far as the
-    presenter's own mouth does (``match_motion``; ``match=False``: as AudioToLips predicts them)."""
+    shape (as ``mesh.lip_features`` measures a clip against its own rest mouth), moving ``motion`` times as far
+    as the presenter's own mouth does (``match_motion``; ``match=False``: as AudioToLips predicts them). A
+    presenter without a measured level takes AudioToLips' own as the presenter's."""
     device = next(p.lips.parameters()).device
     mel = A.normalize_mel(A.log_mel(wav)).to(device)
     lips = centred(predict(p.lips, mel, num_frames).cpu(), torch.ones(num_frames, dtype=torch.bool)).numpy()
-    return match_motion(lips, p.motion_level) if match else lips
+    if not match:
+        return lips
+    return match_motion(lips, (p.motion_level or motion_level(lips)) * motion)
 
 
 def motion_level(lips: np.ndarray) -> float:
@@ -220,12 +225,12 @@ class PresenterPainter:
     """Draws output frames in order, as ``dub.FramePainter`` does for the generator: each frame with a face
     gets the mouth the new speech asks for, on that frame's own pose."""
 
-    def __init__(self, p: Presenter, src, wav: np.ndarray, total: int):
+    def __init__(self, p: Presenter, src, wav: np.ndarray, total: int, motion: float = 1.0):
         self.p = p
         # Output frame t shows source frame pingpong(t, n): a short audio needs only the source's first frames.
         self.landmarks = source_landmarks(src.frames(), src.squares[:min(src.n, total)], src.path)
         self.rest = rest_mouth(self.landmarks, p.template)
-        self.lips = speech_lips(p, wav, total)
+        self.lips = speech_lips(p, wav, total, motion=motion)
         self.source_of = np.array([pingpong(t, src.n) for t in range(total)])
         self.frames = src.ordered(total)
         self.mask = lower_face_mask(p.input_size)

@@ -10,7 +10,7 @@ import torch
 from synclip import audio as A
 from synclip import media
 from synclip.dub import DubOptions, dub_video, pingpong
-from synclip.errors import MediaError, NoFaceError
+from synclip.errors import InputError, MediaError, NoFaceError
 from synclip.infer import LipSyncInference
 from synclip.models.generator import Discriminator, Generator, GeneratorDims
 
@@ -110,6 +110,11 @@ def test_bad_inputs_are_clear_errors_and_leave_nothing(gen_model, synth_dir, tmp
         dub_video(gen_model.generator, noface, synth_dir / "audios" / "synth_0005.wav", tmp_path / "b.mp4")
     with pytest.raises(MediaError, match="does not exist"):
         dub_video(gen_model.generator, video, synth_dir / "audios" / "synth_0005.wav", tmp_path / "missing" / "c.mp4")
+    with pytest.raises(InputError, match="presenter model"):  # a presenter's option, not silently ignored
+        dub_video(gen_model.generator, video, synth_dir / "audios" / "synth_0005.wav", tmp_path / "d.mp4",
+                  opts=DubOptions(mouth_motion=1.5))
+    with pytest.raises(InputError, match="out of range"):
+        DubOptions(mouth_motion=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["noface.png", "silent.wav"]
     ok, _ = gen_model.sync_video_audio(video, silent, tmp_path / "quiet.mp4", options=DubOptions(allow_silence=True))
     assert ok

@@ -170,3 +170,19 @@ def test_speech_mouths_are_scaled_to_the_presenters_motion_about_their_closed_mo
         assert np.abs(moved[:40].mean(0)).mean() < 0.2 * np.abs(moved[opening > 0.5].mean(0)).mean()
     assert motion_level(match_motion(lips, 100 * level)) == pytest.approx(MOTION_GAIN_LIMITS[1] * level, rel=1e-3)
     assert match_motion(lips, 0.0) is lips  # a presenter without a measured level: shapes as predicted
+
+
+def test_mouth_motion_scales_how_far_the_presenters_mouth_moves(tmp_path, capsys):
+    from synclip.presenter import motion_level, speech_lips
+
+    p = load_presenter(PRETRAINED)
+    wav = media.read_audio(speech(tmp_path, 3.0))
+    levels = {m: motion_level(speech_lips(p, wav, 75, motion=m)) for m in (0.8, 1.0, 1.2)}
+    assert levels[1.0] == pytest.approx(p.motion_level, rel=1e-3)  # the presenter's own, whatever the voice
+    assert levels[0.8] == pytest.approx(0.8 * p.motion_level, rel=1e-3)
+    assert levels[1.2] == pytest.approx(1.2 * p.motion_level, rel=1e-3)
+    video = real_media("video") / CLIP
+    args = ["dub", "--video", str(video), "--audio", str(tmp_path / "speech.wav"), "--out", str(tmp_path / "o.mp4"),
+            "--checkpoint", "presenter", "--quiet", "--mouth-motion", "9"]
+    assert main(args) != 0
+    assert "mouth motion 9.0 is out of range" in capsys.readouterr().err and not (tmp_path / "o.mp4").exists()
