@@ -5,13 +5,22 @@
 GRID presenter (the shipped presenter model, trained on grid_s1's training sentences): the first
 ``--grid-clips`` grid_s1 test sentences (never trained on) are each dubbed with ``dub.dub_video`` (detection,
 face mesh, AudioToLips, renderer, paste-back into the 360x288 frames, H.264) to 3 s of another of his test
-sentences (his voice, other words) and to 3-s pieces of ``musetalk_eng.wav`` and ``sadtalker_chinese_news.wav``
-in turn (other people's speech). Per dub, from the written mp4:
+sentences (his voice, other words), to its own first 3 s (a redo, whose truth is the source), and to 3-s pieces
+of ``musetalk_eng.wav`` and ``sadtalker_chinese_news.wav`` in turn (other people's speech). Per dub, from the
+written mp4:
 - sync by the shipped expert (``LipSyncInference``, +-15 search): offset and confidence, against the same
   clip's real footage with its own speech, and the undubbed clip (its video with the new speech);
 - the seam: ``metrics.edge_flicker`` in a band around the paste mask's edge (where its weight is 0.1-0.9),
   dub against source over the frames both play forward, and the crop box's frame-to-frame move;
-- colour: Delta E of the mean colour of the lower face box, dub against source.
+- colour: Delta E of the mean colour of the lower face box, dub against source; for the redo also lower-face
+  SSIM and PSNR of the face crops at the model's input size;
+- motion: how far AudioToLips moves the mouth for that speech, over the presenter's own footage's motion level,
+  and the gain ``presenter.match_motion`` scales it by (``--no-motion-match``: dub without that scaling); and
+  how far the drawn mouth moves, the dub meshed again, over the source clip's own;
+- an independent judge: the model-free reference's offset (mouth opening of the meshed dub, or of the source
+  for the undubbed, against the speech envelope);
+- ``--judge CKPT``: a second expert (another design, or one that never saw ``grid_s1``) scores the real clip,
+  the dub and the undubbed clip as the shipped one does.
 The first dub to musetalk is kept as docs/grid_presenter_musetalk.mp4.
 
 Little footage (the 20-s shared clips, latentsync_demo2_video and wav2lip_pr600_test): each is prepared
@@ -41,14 +50,16 @@ from synclip import media  # noqa: E402
 from synclip.writer import write_wav  # noqa: E402
 from synclip.dub import DubOptions, dub_video, open_source  # noqa: E402
 from synclip.face import FaceDetector, crop, lower_face_mask  # noqa: E402
-from synclip.metrics import box_jitter, colour_difference, edge_flicker  # noqa: E402
-from synclip.presenter import PADS, PRETRAINED, load_presenter, rest_mouth, speech_lips  # noqa: E402
+from synclip.metrics import box_jitter, colour_difference, edge_flicker, psnr, ssim  # noqa: E402
+from synclip.presenter import (PADS, PRETRAINED, load_presenter, match_motion, motion_level, rest_mouth,  # noqa: E402
+                               speech_lips)
 
 GRID = ROOT.parent / "shared" / "data" / "corpus" / "grid_s1"
 SPEECH = ("musetalk_eng.wav", "sadtalker_chinese_news.wav")
 PIECE_S = 3.0
 SPEECH_START_S = {"musetalk_eng.wav": 3.0, "sadtalker_chinese_news.wav": 0.0}  # musetalk is silent before 3 s
 OWN_VOICE = "grid_s1 (another of his test sentences)"
+REDO = "grid_s1 (the clip's own sentence, redone)"
 DOC_SENTENCE_S = (3.0, 9.0)  # musetalk_eng.wav's first sentence (a pause follows it)
 LITTLE = ("latentsync_demo2_video.mp4", "wav2lip_pr600_test.mov")
 DOC_VIDEO = ROOT / "docs" / "grid_presenter_musetalk.mp4"
@@ -67,9 +78,55 @@ def judge(expert, video: Path, audio: Path | None = None) -> dict:
             "score": round(float(d["score"]), 3)}
 
 
-def seam_and_colour(source: Path, dubbed: Path, presenter, detector) -> dict:
+def judge_info(checkpoint: str) -> dict:
+    """What a second judge is: its face input and the training run it records (``real_expert.py`` writes it)."""
+    import json
+
+    from synclip.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(checkpoint, kind="sync")
+    run = json.loads(ck["extra"].get("run", "{}")) if ck.get("extra") else {}
+    return {"face_input": ck["dims"].get("face_input"),
+            **{k: run[k] for k in ("sources", "train_minutes", "steps", "best_step") if k in run}}
+
+
+def motion_of(presenter, speech: Path) -> dict:
+    """How far AudioToLips moves the mouth for this speech (``presenter.motion_level`` of its shapes), against
+    the presenter's own footage, and the gain ``presenter.match_motion`` applies to reach it."""
+    raw = speech_lips(presenter, media.read_audio(speech), int(PIECE_S * A.VIDEO_FPS), match=False)
+    level = motion_level(raw)
+    matched = motion_level(match_motion(raw, presenter.motion_level))
+    return {"speech_level": round(level, 4), "of_presenter": round(level / presenter.motion_level, 3)
+            if presenter.motion_level else None, "gain": round(matched / level, 3) if level else None}
+
+
+def meshed(video: Path, presenter, detector) -> tuple[float, np.ndarray]:
+    """A video's mouth, meshed as `synclip score` meshes it (``lips.lip_track``): its ``presenter.motion_level``
+    and its (T,) mouth opening (``mesh.mouth_opening``, NaN where no mesh)."""
+    from synclip.lips import lip_track
+    from synclip.mesh import FaceMesh, lip_features, mouth_opening
+
+    track = lip_track(video, media.probe_video(video), detector, FaceMesh)
+    return motion_level(lip_features(track.landmarks, presenter.template)), mouth_opening(track.landmarks)
+
+
+def reference_offset(opening: np.ndarray, speech: Path) -> int:
+    """The model-free reference's offset (``lips_eval.reference_cases``: mouth opening against the speech
+    envelope, searched +-15 frames), a judge neither network was trained against."""
+    from types import SimpleNamespace
+
+    from synclip.lips_eval import reference_cases
+
+    feats = A.normalize_mel(A.log_mel(media.read_audio(speech)))
+    clip = SimpleNamespace(feats=feats, num_frames=len(opening), name=speech.stem, source="grid_s1")
+    return reference_cases(opening, clip, (0,), 15)[0].found
+
+
+def seam_and_colour(source: Path, dubbed: Path, presenter, detector, truth: bool = False) -> dict:
     """Edge flicker in the paste mask's edge band and the lower face's colour, dub against source, over the
-    frames both play forward (the dub's face squares are the source's: same detection, same options)."""
+    frames both play forward (the dub's face squares are the source's: same detection, same options).
+    ``truth``: the dub redoes the source's own speech, so the source is its truth: lower-face SSIM and PSNR of
+    the face crops at the model's input size, dub against source."""
     src = open_source(source, DubOptions(pads=PADS), presenter.data, detector)
     size = presenter.input_size
     mask = lower_face_mask(size)
@@ -88,12 +145,16 @@ def seam_and_colour(source: Path, dubbed: Path, presenter, detector) -> dict:
     band[fy, fx] = True
     low = [crop(f, s, size)[size // 2:] for f, s in zip(b[ok], squares[ok])]
     low_src = [crop(f, s, size)[size // 2:] for f, s in zip(a[ok], squares[ok])]
-    return {"edge_flicker_dub": round(edge_flicker(b, band), 3), "edge_flicker_source": round(edge_flicker(a, band), 3),
-            "box_jitter": round(box_jitter(squares), 4),
-            "colour_difference_lower": round(colour_difference(np.stack(low), np.stack(low_src)), 2)}
+    out = {"edge_flicker_dub": round(edge_flicker(b, band), 3), "edge_flicker_source": round(edge_flicker(a, band), 3),
+           "box_jitter": round(box_jitter(squares), 4),
+           "colour_difference_lower": round(colour_difference(np.stack(low), np.stack(low_src)), 2)}
+    if truth:
+        d, t = (torch.from_numpy(np.stack(x)).permute(0, 3, 1, 2).float() / 255 for x in (low, low_src))
+        out.update(ssim_lower=round(float(ssim(d, t).mean()), 4), psnr_lower_db=round(float(psnr(d, t).mean()), 2))
+    return out
 
 
-def run_grid(args, expert, presenter, detector, work: Path) -> dict:
+def run_grid(args, expert, presenter, detector, work: Path, second=None) -> dict:
     sys.path.insert(0, str(Path(__file__).parent))
     from real_expert import split_names
 
@@ -103,24 +164,34 @@ def run_grid(args, expert, presenter, detector, work: Path) -> dict:
     for k, name in enumerate(test):
         video = GRID / f"{name}.mp4"
         real = judge(expert, video)
+        real_second = judge(second, video) if second else None
+        real_level, real_opening = meshed(video, presenter, detector)
         own = test[(k + 1) % len(test)] if len(test) > 1 else name  # his voice, another sentence
-        for s, wav in {OWN_VOICE: media.read_audio(GRID / f"{own}.mp4"), **speech}.items():
+        voices = {REDO: media.read_audio(video), OWN_VOICE: media.read_audio(GRID / f"{own}.mp4"), **speech}
+        for s, wav in voices.items():
             first = SPEECH_START_S.get(s, 0.0)
             start = first + (k * PIECE_S) % max(len(wav) / A.SAMPLE_RATE_HZ - first - PIECE_S, 1e-6)
+            if s == REDO:
+                start = 0.0
             piece = write_piece(wav, start, PIECE_S, work / f"{name}_{Path(s).stem}.wav")
             out = work / f"{name}_{Path(s).stem}.mp4"
             t0 = time.perf_counter()
             dub_video(presenter, video, piece, out, data=presenter.data, detector=detector)
             seconds.append(time.perf_counter() - t0)
+            level, opening = meshed(out, presenter, detector)
             row = {"clip": name, "speech": s, "source": own if s == OWN_VOICE else s, "start_s": round(start, 2),
-                   "real": real,
+                   "real": real, "motion": {**motion_of(presenter, piece), "drawn_of_real": round(level / real_level, 3)},
+                   "reference": {"dub": reference_offset(opening, piece),
+                                 "undubbed": reference_offset(real_opening, piece)},
                    "dub": judge(expert, out), "undubbed": judge(expert, video, piece),
-                   **seam_and_colour(video, out, presenter, detector)}
+                   **seam_and_colour(video, out, presenter, detector, truth=s == REDO)}
+            if second:
+                row["judge"] = {"real": real_second, "dub": judge(second, out), "undubbed": judge(second, video, piece)}
             rows.append(row)
             print(f"{name} {s}: real {real} dub {row['dub']} undubbed {row['undubbed']} "
                   f"flicker {row['edge_flicker_dub']}/{row['edge_flicker_source']} dE {row['colour_difference_lower']}",
                   flush=True)
-            if k == 0 and s == SPEECH[0]:  # the picture for the README: a whole sentence
+            if k == 0 and s == SPEECH[0] and not args.no_motion_match:  # the README's picture: a whole sentence
                 a, b = DOC_SENTENCE_S
                 sentence = write_piece(wav, a, b - a, work / "sentence.wav")
                 dub_video(presenter, video, sentence, work / "doc.mp4", data=presenter.data, detector=detector)
@@ -149,6 +220,22 @@ def summarise(rows: list[dict]) -> dict:
                   "edge_flicker_source": round(float(np.mean([r["edge_flicker_source"] for r in rs])), 3),
                   "colour_difference_lower": round(float(np.mean([r["colour_difference_lower"] for r in rs])), 2),
                   "box_jitter": round(float(np.mean([r["box_jitter"] for r in rs])), 4)}
+        out[s]["drawn_motion_of_real"] = round(float(np.mean([r["motion"]["drawn_of_real"] for r in rs])), 3)
+        for k in ("dub", "undubbed"):
+            out[s][f"reference_{k}_within_1"] = round(float(np.mean([abs(r["reference"][k]) <= 1 for r in rs])), 3)
+        if "judge" in rs[0]:  # the second expert's figures, read like the shipped one's
+            conf = np.mean([r["judge"]["real"]["confidence"] for r in rs])
+            out[s]["judge"] = {"real_confidence": round(float(conf), 3), **{
+                f"{k}_{f}": v for k in ("dub", "undubbed") for f, v in (
+                    ("offset_within_1", round(float(np.mean([abs(r["judge"][k]["offset"]) <= 1 for r in rs])), 3)),
+                    ("confidence_of_real", round(float(np.mean([r["judge"][k]["confidence"] for r in rs]) / conf), 3)),
+                    ("score", round(float(np.mean([r["judge"][k]["score"] for r in rs])), 3)))}}
+        if rs[0]["motion"]["of_presenter"] is not None:
+            out[s].update(motion_of_presenter=round(float(np.mean([r["motion"]["of_presenter"] for r in rs])), 3),
+                          motion_gain=round(float(np.mean([r["motion"]["gain"] for r in rs])), 3))
+        if "ssim_lower" in rs[0]:
+            out[s].update(ssim_lower=round(float(np.mean([r["ssim_lower"] for r in rs])), 4),
+                          psnr_lower_db=round(float(np.mean([r["psnr_lower_db"] for r in rs])), 2))
     return out
 
 
@@ -271,6 +358,10 @@ def main() -> int:
     p.add_argument("--no-plain", action="store_true", help="little footage: skip the plain fine-tuning run")
     p.add_argument("--little", nargs="+", default=list(LITTLE), help="the little-footage clips (shared real videos)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--no-motion-match", action="store_true",
+                   help="dub with AudioToLips' shapes as predicted (the presenter's motion level set to 0)")
+    p.add_argument("--judge", default="", metavar="CKPT",
+                   help="grid: a second expert's checkpoint to score the dubs too (e.g. one that never saw grid_s1)")
     p.add_argument("--out", default=str(RESULTS / "real_presenter.json"))
     args = p.parse_args()
     if not GRID.is_dir() or not (REAL / "audio").is_dir():
@@ -281,12 +372,17 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     expert = LipSyncInference()
     presenter = load_presenter(PRETRAINED)
+    if args.no_motion_match:
+        presenter.motion_level = 0.0
     result = {"model": {"file": str(PRETRAINED.relative_to(ROOT)), **presenter.meta}}
+    second = LipSyncInference(args.judge) if args.judge else None
+    if second:
+        result["judge"] = {"checkpoint": args.judge, **judge_info(args.judge)}
     detector = FaceDetector("mediapipe")
     try:
         with tempfile.TemporaryDirectory(prefix="synclip_presenter_") as tmp:
             if args.only != "little":
-                result["grid"] = run_grid(args, expert, presenter, detector, Path(tmp))
+                result["grid"] = run_grid(args, expert, presenter, detector, Path(tmp), second)
             if args.only != "grid":
                 result["little_footage"] = run_little(args, expert, detector, Path(tmp))
     finally:
