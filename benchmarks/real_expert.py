@@ -175,8 +175,8 @@ def train_run(args, data: dict, ck_path: Path, device) -> tuple[LipSyncExpert, d
     history = fit(model, train, settings, device, evaluate=lambda m: evaluate_parts(m, val, device, 150),
                   on_eval=on_eval)
     model.load_state_dict(load_checkpoint(ck_path)["state_dict"])
-    info = {"face_input": args.face_input, "sources": args.sources, "train_clips": len(train), "train_minutes": round(minutes, 1),
-            "steps": args.steps, "best_step": best.get("step"), "val_offset_acc_pm1": best["acc"],
+    info = {"face_input": args.face_input, "sources": args.sources, "train_clips": len(train),
+            "train_minutes": round(minutes, 1), "steps": args.steps, "best_step": best.get("step"), "val_offset_acc_pm1": best["acc"],
             "train_seconds": round(time.perf_counter() - t1), "history": history}
     return model, info, conv, val
 

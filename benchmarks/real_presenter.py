@@ -180,7 +180,8 @@ def run_grid(args, expert, presenter, detector, work: Path, second=None) -> dict
             seconds.append(time.perf_counter() - t0)
             level, opening = meshed(out, presenter, detector)
             row = {"clip": name, "speech": s, "source": own if s == OWN_VOICE else s, "start_s": round(start, 2),
-                   "real": real, "motion": {**motion_of(presenter, piece), "drawn_of_real": round(level / real_level, 3)},
+                   "real": real,
+                   "motion": {**motion_of(presenter, piece), "drawn_of_real": round(level / real_level, 3)},
                    "reference": {"dub": reference_offset(opening, piece),
                                  "undubbed": reference_offset(real_opening, piece)},
                    "dub": judge(expert, out), "undubbed": judge(expert, video, piece),
