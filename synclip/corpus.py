@@ -112,6 +112,8 @@ def extract(src_dir: Path, out: Path, *, workers: int = 2, limit: int | None = N
     videos = sorted(p for p in Path(src_dir).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)[:limit]
     if not videos:
         raise DataError("no videos found", path=src_dir, fix="point --src at a folder of talking-face clips")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # now, not after minutes of tracking
     clips, rejects = [], []
     for k, item in enumerate(track_videos(videos, track_clip, workers)):
         (rejects if isinstance(item, str) else clips).append(item)

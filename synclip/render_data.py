@@ -51,6 +51,8 @@ def extract(videos: list[Path], out: Path, crop_px: int, *, workers: int = 2,
     """The given clips -> ``out`` (.npz: frame_offsets, crops, landmarks) and ``out``.json (names, rejects)."""
     if not videos:
         raise DataError("no videos to extract", fix="check the corpus folder and the names asked for")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # now, not after minutes of tracking
     clips, rejects = [], []
     for k, item in enumerate(track_videos(list(videos), partial(track_faces, crop_px=crop_px), workers)):
         (rejects if isinstance(item, str) else clips).append(item)

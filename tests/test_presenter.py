@@ -186,3 +186,15 @@ def test_mouth_motion_scales_how_far_the_presenters_mouth_moves(tmp_path, capsys
             "--checkpoint", "presenter", "--quiet", "--mouth-motion", "9"]
     assert main(args) != 0
     assert "mouth motion 9.0 is out of range" in capsys.readouterr().err and not (tmp_path / "o.mp4").exists()
+
+
+def test_renderer_cache_is_written_into_a_folder_it_makes(synth_dir, tmp_path):
+    from synclip.render_data import extract, load_faces
+
+    video = synth_dir / "videos" / "synth_0000.mp4"
+    index = extract([video], tmp_path / "render" / "faces_64.npz", 64, workers=1)
+    assert index["names"] == ["synth_0000"] and index["crop_px"] == 64
+    clip = load_faces(tmp_path / "render" / "faces_64.npz")["synth_0000"]
+    assert clip.crops.shape[1:] == (64, 64, 3) and len(clip.crops) == index["num_frames"]
+    assert clip.present.mean() > 0.9  # the mesh finds the synthetic face
+    assert not list((tmp_path / "render").glob(".*.tmp"))
