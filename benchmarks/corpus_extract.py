@@ -5,7 +5,7 @@
 For each source folder of the corpus (grid_s1, lrc_ar) and the shared real clips' ``video/`` folder
 (``../shared/data/real/video``: source ``video``, test only), every clip's face is tracked, meshed and cropped
 (see synclip.corpus) into ``OUT/SOURCE.npz`` + ``OUT/SOURCE.json``. About 15 minutes for the 80-minute corpus
-on 2 cores (2026-12-01, Intel Xeon: grid_s1 5 min, lrc_ar 9 min).
+on 2 cores (2026-12-01, Intel Xeon, another extraction beside it: grid_s1 7 min, lrc_ar 9, video 1).
 """
 
 from __future__ import annotations

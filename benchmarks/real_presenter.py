@@ -29,7 +29,8 @@ the first 70%) for ``--minutes`` (`synclip train --stage generator`'s code, ``pr
 On the last 30%: lower-half SSIM, PSNR and mouth sharpness at 128 px, each frame redrawn from its own real
 mouth and from the mouth AudioToLips hears in the clip's own speech, before and after the fine-tuning; then the
 whole clip dubbed to 10 s of musetalk_eng.wav (from its first word) and judged by the expert as above. Times of each
-step are recorded. Writes benchmarks/results/real_presenter.json.
+step are recorded. ``--general R.pth`` also starts from a renderer trained on many faces (``real_render.py
+--source lrc_ar``), measured before fine-tuning too. Writes benchmarks/results/real_presenter.json.
 """
 
 from __future__ import annotations
@@ -326,6 +327,16 @@ def run_little(args, expert, detector, work: Path) -> dict:
             fresh = replace(shipped, renderer=Renderer(shipped.renderer.dims), meta={"init": "random"})
             save_presenter(work / "fresh.pth", fresh)
             starts["random weights"] = (work / "fresh.pth", False)
+        if args.general:  # a renderer trained on many faces (real_render.py --source lrc_ar) as the start
+            from synclip.presenter import save_presenter
+            from synclip.render import load_renderer
+
+            general = replace(shipped, renderer=load_renderer(Path(args.general)),
+                              meta={"init": f"general renderer {Path(args.general).name}"})
+            save_presenter(work / "general.pth", general)
+            _, sheets["general"] = redraw_test(general, frames, wav, test)
+            out[stem]["general_before_fine_tuning"] = figures_of(sheets["general"], frames.landmarks[idx])
+            starts["general model"] = (work / "general.pth", False)
         for k, (label, (init, augment)) in enumerate(starts.items()):
             run_cfg = cfg.replace(**{"training.init_checkpoint": str(init), "training.presenter_augment": augment,
                                      "paths.checkpoints_dir": str(home / "checkpoints" / str(k))})
@@ -344,7 +355,8 @@ def run_little(args, expert, detector, work: Path) -> dict:
                 "figures": figures_of(drawn, frames.landmarks[idx]), "dub_musetalk_10s": judge(expert, dubbed),
                 "seconds": {"train": round(t_train), "dub_10s": round(t_dub)}, "steps": result.steps,
                 "curve": result.curve}
-        sheet(ROOT / "docs" / f"contact_sheet_{stem}_presenter{'_jitter' if args.no_plain else ''}.jpg", sheets)
+        tag = "".join(f"_{t}" for t, on in (("jitter", args.augment), ("general", args.general)) if on and args.no_plain)
+        sheet(ROOT / "docs" / f"contact_sheet_{stem}_presenter{tag}.jpg", sheets)
         print(f"{stem}: {out[stem]}", flush=True)
     return out
 
@@ -357,6 +369,8 @@ def main() -> int:
     p.add_argument("--scratch", action="store_true", help="little footage: also fine-tune from random weights")
     p.add_argument("--augment", action="store_true", help="little footage: also fine-tune on jittered frames")
     p.add_argument("--no-plain", action="store_true", help="little footage: skip the plain fine-tuning run")
+    p.add_argument("--general", default="", metavar="RENDERER",
+                   help="little footage: also start from this renderer (real_render.py --source lrc_ar --save ...)")
     p.add_argument("--little", nargs="+", default=list(LITTLE), help="the little-footage clips (shared real videos)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--no-motion-match", action="store_true",

@@ -17,6 +17,10 @@ lower half unchanged (what "no mouth motion" scores). Figures: lower-half SSIM a
 mouth box (around the real lips) sharpness (variance of the Laplacian, over the real frames') and colour
 difference (Delta E of the mean colour); also on the pause frames (real mouth closed).
 Writes benchmarks/results/real_render.json and docs/contact_sheet_grid_render.png.
+
+``--source lrc_ar``: the same on the Arabic news presenters (many faces, split by blocks of clip numbers as
+the expert's), a general renderer to start a new presenter from (``real_presenter.py --general``); it writes
+real_render_lrc_ar.json, docs/contact_sheet_lrc_ar_render.jpg and renderer_lrc_ar_128.pth.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from synclip.metrics import colour_difference, psnr, sharpness_ratio, ssim  # no
 from synclip.render import mouth_boxes  # noqa: E402
 from synclip.render_data import Frames  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "grid_s1"
+CORPUS_HOME = ROOT.parent / "shared" / "data" / "corpus"
+CORPUS = CORPUS_HOME / "grid_s1"
 # Caches and trained models live outside the project: ~/.cache/synclip, or $SYNCLIP_CACHE when set.
 CACHE_HOME = Path(os.environ.get("SYNCLIP_CACHE", Path.home() / ".cache" / "synclip"))
 CACHE = CACHE_HOME / "render" / "grid_s1_128.npz"
@@ -52,16 +57,21 @@ INTACT_PSNR_DB = 18.0  # a test frame's lower half this far from its clip's medi
 CLOSED_OPENING = 0.03  # inner-lip gap over mouth width below this: a closed mouth (a pause)
 
 
-def grid_split() -> dict[str, list[str]]:
+def source_split(source: str) -> dict[str, list[str]]:
+    """A corpus source's clip names by part, exactly as the expert splits them (real_expert.split_names)."""
     from real_expert import split_names
 
-    return split_names("grid_s1", [p.stem for p in CORPUS.glob("*.mp4")])
+    return split_names(source, [p.stem for p in (CORPUS_HOME / source).glob("*.mp4")])
+
+
+def grid_split() -> dict[str, list[str]]:
+    return source_split("grid_s1")
 
 
 def run_extract(args) -> None:
     from synclip.render_data import extract
 
-    parts = grid_split()
+    parts = source_split(args.source)
     names = sorted(parts["train"] + parts["test"])
     t0 = time.perf_counter()
 
@@ -69,7 +79,7 @@ def run_extract(args) -> None:
         if done % 20 == 0 or done == total:
             print(f"extract {done}/{total} clips {time.perf_counter() - t0:.0f} s", flush=True)
 
-    index = extract([CORPUS / f"{n}.mp4" for n in names], Path(args.cache), CROP_PX, workers=2, progress=progress)
+    index = extract([CORPUS_HOME / args.source / f"{n}.mp4" for n in names], Path(args.cache), CROP_PX, workers=2, progress=progress)
     print(f"{len(index['names'])} clips, {index['num_frames']} frames, {len(index['rejects'])} left out, "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
 
@@ -121,13 +131,13 @@ def predicted_mouth(a2l, template: np.ndarray, landmarks: np.ndarray, feats: tor
     return mouth_from_features(landmarks, lips, template)
 
 
-def predicted_landmarks(path: Path, test: Frames) -> np.ndarray:
+def predicted_landmarks(path: Path, test: Frames, source: str = "grid_s1") -> np.ndarray:
     """Every test frame's landmarks with the mouth AudioToLips predicts from its clip's own speech."""
     from synclip import audio as A
     from synclip.corpus import load_cache
 
     model, template = load_audio_to_lips(path)
-    wavs = {c.name: c.wav for c in load_cache(EXPERT_CACHE) if c.name in set(test.names)}
+    wavs = {c.name: c.wav for c in load_cache(EXPERT_CACHE.with_name(f"{source}.npz")) if c.name in set(test.names)}
     out = test.landmarks.copy()
     for k, name in enumerate(test.names):
         a, b = test.starts[k], test.starts[k + 1]
@@ -184,7 +194,7 @@ def run(args) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    parts = grid_split()
+    parts = source_split(args.source)
     t0 = time.perf_counter()
     faces = load_faces(Path(args.cache))
     train = Frames([faces[n] for n in parts["train"] if n in faces][:args.max_train_clips], REF_MIN_GAP)
@@ -230,7 +240,8 @@ def run(args) -> int:
                 if args.init_record and Path(args.init_record).is_file() else None
         save_renderer(Path(args.save), model, training["steps"])
     table, pick, closed = measure(model, test, idx, refs, box, args)
-    result = {"data": {"source": "grid_s1", "split": "by sentence, as real_expert.split_names (60/20/20)",
+    split = {"grid_s1": "by sentence (60/20/20)", "lrc_ar": "by blocks of clip numbers (16/2/2 of 20)"}[args.source]
+    result = {"data": {"source": args.source, "split": f"{split}, as real_expert.split_names",
                        "train_clips": len(train.names), "train_frames": int(train.present.sum()),
                        "test_clips": len(test.names), "test_frames_measured": len(idx),
                        "pause_frames_measured": int(closed.sum()), "crop_px": CROP_PX,
@@ -256,7 +267,7 @@ def measure(model, test: Frames, idx: np.ndarray, refs: np.ndarray, box: tuple[i
     rows = {"no motion (reference's lower half pasted)": baseline,
             "renderer, real landmarks": draw(model, truth, test.crops[refs], test.landmarks[idx])}
     if args.lips:
-        pred = predicted_landmarks(Path(args.lips), test)
+        pred = predicted_landmarks(Path(args.lips), test, args.source)
         rows["renderer, AudioToLips shapes from the clip's speech"] = draw(model, truth, test.crops[refs], pred[idx])
     table = {}
     for name, out in rows.items():
@@ -289,7 +300,9 @@ def measure(model, test: Frames, idx: np.ndarray, refs: np.ndarray, box: tuple[i
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--extract", action="store_true", help="build the 128-px cache of train and test clips")
-    p.add_argument("--cache", default=str(CACHE))
+    p.add_argument("--source", default="grid_s1", choices=["grid_s1", "lrc_ar"],
+                   help="the presenter (grid_s1) or many news presenters (lrc_ar: a general renderer)")
+    p.add_argument("--cache", default=None, help="default: ~/.cache/synclip/render/SOURCE_128.npz")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--steps", type=int, default=10**9)
     p.add_argument("--batch", type=int, default=8)
@@ -301,14 +314,21 @@ def main() -> int:
     p.add_argument("--max-test-clips", type=int, default=None, help="fewer test clips (a quick look)")
     p.add_argument("--eval-only", action="store_true", help="measure the renderer saved at --save again")
     p.add_argument("--lips", default=None, help="an AudioToLips saved by audio_to_lips.py --save")
-    p.add_argument("--save", default=str(RENDERER))
+    p.add_argument("--save", default=None, help=f"default: {RENDERER} (grid_s1), renderer_lrc_ar_128.pth beside it")
     p.add_argument("--init", default=None, help="fine-tune this saved renderer instead of training a new one")
     p.add_argument("--init-record", default=None, help="the results JSON of the --init renderer (its training "
                    "record is kept in the new one)")
     p.add_argument("--detail-weight", type=float, default=0.0, help="weight of render.detail_loss (0: off)")
-    p.add_argument("--out", default=str(RESULTS / "real_render.json"))
-    p.add_argument("--sheet", default=str(ROOT / "docs" / "contact_sheet_grid_render.png"))
+    p.add_argument("--out", default=None, help="default: results/real_render.json (grid_s1), real_render_lrc_ar.json")
+    p.add_argument("--sheet", default=None,
+                   help="default: docs/contact_sheet_grid_render.png (grid_s1), contact_sheet_lrc_ar_render.jpg")
     args = p.parse_args()
+    grid = args.source == "grid_s1"
+    args.cache = args.cache or str(CACHE if grid else CACHE.with_name(f"{args.source}_{CROP_PX}.npz"))
+    args.save = args.save or str(RENDERER if grid else RENDERER.with_name(f"renderer_{args.source}_{CROP_PX}.pth"))
+    args.out = args.out or str(RESULTS / ("real_render.json" if grid else f"real_render_{args.source}.json"))
+    args.sheet = args.sheet or str(ROOT / "docs" / ("contact_sheet_grid_render.png" if grid
+                                                     else f"contact_sheet_{args.source}_render.jpg"))
     if args.init and Path(args.init).resolve() == Path(args.save).resolve():
         p.error("--save is the --init renderer: give the fine-tuned one another path")
     if args.extract:
