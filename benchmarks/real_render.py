@@ -79,7 +79,8 @@ def run_extract(args) -> None:
         if done % 20 == 0 or done == total:
             print(f"extract {done}/{total} clips {time.perf_counter() - t0:.0f} s", flush=True)
 
-    index = extract([CORPUS_HOME / args.source / f"{n}.mp4" for n in names], Path(args.cache), CROP_PX, workers=2, progress=progress)
+    index = extract([CORPUS_HOME / args.source / f"{n}.mp4" for n in names], Path(args.cache), CROP_PX, workers=2,
+                    progress=progress)
     print(f"{len(index['names'])} clips, {index['num_frames']} frames, {len(index['rejects'])} left out, "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
 
