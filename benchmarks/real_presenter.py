@@ -378,6 +378,8 @@ def main() -> int:
                    help="dub with AudioToLips' shapes as predicted (the presenter's motion level set to 0)")
     p.add_argument("--judge", default="", metavar="CKPT",
                    help="grid: a second expert's checkpoint to score the dubs too (e.g. one that never saw grid_s1)")
+    p.add_argument("--presenter", default="", metavar="PTH",
+                   help="grid: dub with this presenter file instead of the shipped one (a candidate, measured first)")
     p.add_argument("--out", default=str(RESULTS / "real_presenter.json"))
     args = p.parse_args()
     if not GRID.is_dir() or not (REAL / "audio").is_dir():
@@ -387,10 +389,10 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     expert = LipSyncInference()
-    presenter = load_presenter(PRETRAINED)
+    presenter = load_presenter(args.presenter or PRETRAINED)
     if args.no_motion_match:
         presenter.motion_level = 0.0
-    result = {"model": {"file": str(PRETRAINED.relative_to(ROOT)), **presenter.meta}}
+    result = {"model": {"file": args.presenter or str(PRETRAINED.relative_to(ROOT)), **presenter.meta}}
     second = LipSyncInference(args.judge) if args.judge else None
     if second:
         result["judge"] = {"checkpoint": args.judge, **judge_info(args.judge)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from . import audio as A
 from .mesh import LIP_FEATURES
@@ -75,8 +76,9 @@ def lips_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, scal
 
 
 def fit(model: AudioToLips, clips: list, steps: int, batch: int = 16, lr: float = 2e-3, seed: int = 0,
-        report=print, every: int = 200) -> list[dict]:
-    """Train on TrainClips (their clean and augmented audio variants); returns the loss history."""
+        report=print, every: int = 200, sync=None, sync_weight: float = 0.0) -> list[dict]:
+    """Train on TrainClips (their clean and augmented audio variants); returns the loss history. ``sync(pred,
+    feats, clips)``: an extra loss on the predicted shapes (e.g. ``sync_loss``), weighted by ``sync_weight``."""
     present = torch.cat([c.lips[c.present] for c in clips])
     model.scale.copy_(present.std(0).clamp_min(1e-6))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -88,7 +90,10 @@ def fit(model: AudioToLips, clips: list, steps: int, batch: int = 16, lr: float 
         pick = [clips[i] for i in rng.integers(len(clips), size=batch)]
         feats = [c.variants[int(rng.integers(len(c.variants)))] for c in pick]
         mel, centres, lips, mask = batch_clips(pick, feats)
-        loss = lips_loss(model(mel, centres), lips, mask, model.scale)
+        pred = model(mel, centres)
+        loss = lips_loss(pred, lips, mask, model.scale)
+        if sync is not None and sync_weight:
+            loss = loss + sync_weight * sync(pred, feats, pick)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -100,6 +105,34 @@ def fit(model: AudioToLips, clips: list, steps: int, batch: int = 16, lr: float 
             running = []
     model.eval()
     return history
+
+
+def sync_loss(expert, max_offset: int = 4):
+    """A loss on AudioToLips' shapes from a frozen landmark sync expert (its lip features are what AudioToLips
+    predicts): for each 5-frame window of each clip, a cross-entropy over the audio at offsets -max_offset..
+    +max_offset whose target is offset 0, as the expert's own offset loss. Returns ``loss(pred, feats, clips)``."""
+    for p in expert.parameters():
+        p.requires_grad_(False)
+    expert.eval()
+    span = torch.arange(2 * max_offset + 1)
+
+    def loss(pred: torch.Tensor, feats: list[torch.Tensor], clips: list) -> torch.Tensor:
+        terms = []
+        for b, (c, f) in enumerate(zip(clips, feats)):
+            t = c.num_frames
+            if t < A.SYNC_FRAMES:
+                continue
+            lips = pred[b, :t]
+            lips = lips - lips.median(0).values  # per clip, as the footage's features are
+            face = expert.face_embed({"lips": lips[None]})[0]  # (t - 4, D)
+            n = len(face)
+            audio = expert.audio_embed(A.windows_at(f.float(), torch.arange(-max_offset, n + max_offset))[None])[0]
+            idx = torch.arange(n)[:, None] + span  # window i against audio windows i-K .. i+K
+            logits = expert.logit_scale * (face[:, None] * audio[idx]).sum(-1)
+            terms.append(F.cross_entropy(logits, torch.full((n,), max_offset)))
+        return torch.stack(terms).mean() if terms else pred.sum() * 0
+
+    return loss
 
 
 @torch.no_grad()

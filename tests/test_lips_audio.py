@@ -43,3 +43,20 @@ def test_it_learns_lip_motion_that_follows_the_sound_and_holds_it_on_unseen_clip
     assert correlation(lip_gap(pred), lip_gap(held_out.lips)) > 0.8
     untrained = predict(AudioToLips(width=32), held_out.feats, held_out.num_frames)
     assert abs(correlation(lip_gap(untrained), lip_gap(held_out.lips))) < 0.8
+
+
+def test_sync_loss_pulls_the_shapes_only_and_prefers_them_in_sync():
+    from synclip.checkpoint import PRETRAINED_EXPERT, expert_from, load_checkpoint
+    from synclip.lips_audio import sync_loss
+
+    expert = expert_from(load_checkpoint(PRETRAINED_EXPERT, kind="sync"), PRETRAINED_EXPERT, torch.device("cpu"))
+    loss = sync_loss(expert, max_offset=4)
+    clip = toy_clip(5)
+    lips = clip.lips[None].clone().requires_grad_(True)
+    value = loss(lips, [clip.feats], [clip])
+    value.backward()
+    assert torch.isfinite(value) and lips.grad.abs().sum() > 0  # a gradient reaches the shapes
+    assert all(p.grad is None and not p.requires_grad for p in expert.parameters())  # the expert stays frozen
+    # The same shapes 3 frames late against the sound cost more than in place (the loss asks for offset 0)
+    late = torch.cat([clip.lips[:1].repeat(3, 1), clip.lips[:-3]])[None]
+    assert loss(late, [clip.feats], [clip]) > value.detach()
