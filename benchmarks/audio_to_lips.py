@@ -13,6 +13,8 @@ then on grid_s1's test sentences (the presenter with plenty of footage; never tr
   in 3-s pieces): predicted shapes against that speech;
 - a judge the model was not trained against: the model-free reference (the lip gap against the speech
   envelope) on the same cases.
+``--sync-weight W`` adds the expert's own offset loss on the predicted shapes (``lips_audio.sync_loss``, the
+expert frozen): then the expert is also the teacher, and the reference is the only independent judge.
 Writes benchmarks/results/audio_to_lips.json.
 """
 
