@@ -13,8 +13,8 @@ then on grid_s1's test sentences (the presenter with plenty of footage; never tr
   in 3-s pieces): predicted shapes against that speech;
 - a judge the model was not trained against: the model-free reference (the lip gap against the speech
   envelope) on the same cases.
-``--sync-weight W`` adds the expert's own offset loss on the predicted shapes (``lips_audio.sync_loss``, the
-expert frozen): then the expert is also the teacher, and the reference is the only independent judge.
+``--sync-weight W`` adds the expert's own offset loss on the predicted shapes (``lips_audio.expert_sync_loss``,
+the expert frozen): then the expert is also the teacher, and the reference is the only independent judge.
 Writes benchmarks/results/audio_to_lips.json.
 """
 
@@ -34,7 +34,7 @@ from real_expert import CACHE, corpus_cache, load_sources
 from synclip import audio as A  # noqa: E402
 from synclip import media  # noqa: E402
 from synclip.checkpoint import PRETRAINED_EXPERT, expert_from, load_checkpoint  # noqa: E402
-from synclip.lips_audio import AudioToLips, centred, correlation, fit, lip_gap, predict, sync_loss  # noqa: E402
+from synclip.lips_audio import AudioToLips, centred, correlation, fit, lip_gap, predict, expert_sync_loss  # noqa: E402
 from synclip.lips_eval import expert_cases, reference_cases  # noqa: E402
 from synclip.lips_train import TrainClip, add_audio_variants, to_train_clip  # noqa: E402
 
@@ -94,9 +94,7 @@ def main() -> int:
     p.add_argument("--save", default=None, help="keep the trained model here (state_dict + the expert's template)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default 2, as corpus_cache sets)")
     p.add_argument("--sync-weight", type=float, default=0.0,
-                   help="add the expert's offset loss on the predicted shapes (lips_audio.sync_loss), this weight")
-    p.add_argument("--sync-expert", default=None,
-                   help="the expert that loss comes from (default: --expert, the judge itself)")
+                   help="add the expert's offset loss on the predicted shapes (lips_audio.expert_sync_loss), this weight")
     args = p.parse_args()
     cache = corpus_cache(args.cache)
     if cache is None:
@@ -118,10 +116,9 @@ def main() -> int:
           f"{len(test)} grid_s1 test clips, loaded in {loaded:.0f} s")
     model = AudioToLips()
     t0 = time.perf_counter()
-    teacher = None
-    if args.sync_weight:
-        path = args.sync_expert or args.expert
-        teacher = sync_loss(expert_from(load_checkpoint(path, kind="sync"), path, torch.device("cpu")))
+    # The teacher is a second copy of the judge: its lip features are the ones the clips were made with (another
+    # expert's template would not match them), and freezing it leaves the judge as it was.
+    teacher = expert_sync_loss(expert_from(data, args.expert, torch.device("cpu"))) if args.sync_weight else None
     history = fit(model, train, args.steps, sync=teacher, sync_weight=args.sync_weight)
     trained = time.perf_counter() - t0
     if args.save:
@@ -132,8 +129,7 @@ def main() -> int:
     gaps = [correlation(lip_gap(d.lips)[ok], lip_gap(c.lips[:d.num_frames])[ok]) for c, d, ok in zip(test, preds, seen)]
     others = [test[(k + 1) % len(test)].feats for k in range(len(test))]
     result = {"sources": args.sources, "source_lead": lead, "train_clips": len(train), "steps": args.steps,
-              "sync_weight": args.sync_weight, "sync_expert": (args.sync_expert or str(args.expert))
-              if args.sync_weight else None,
+              "sync_weight": args.sync_weight,
               "train_seconds": round(trained), "history": history, "expert": str(args.expert),
               "lip_gap_correlation": {"mean": round(float(np.mean(gaps)), 4),
                                       "median": round(float(np.median(gaps)), 4)},

@@ -78,7 +78,7 @@ def lips_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, scal
 def fit(model: AudioToLips, clips: list, steps: int, batch: int = 16, lr: float = 2e-3, seed: int = 0,
         report=print, every: int = 200, sync=None, sync_weight: float = 0.0) -> list[dict]:
     """Train on TrainClips (their clean and augmented audio variants); returns the loss history. ``sync(pred,
-    feats, clips)``: an extra loss on the predicted shapes (e.g. ``sync_loss``), weighted by ``sync_weight``."""
+    feats, clips)``: an extra loss on the predicted shapes (e.g. ``expert_sync_loss``), weighted by ``sync_weight``."""
     present = torch.cat([c.lips[c.present] for c in clips])
     model.scale.copy_(present.std(0).clamp_min(1e-6))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -107,7 +107,7 @@ def fit(model: AudioToLips, clips: list, steps: int, batch: int = 16, lr: float 
     return history
 
 
-def sync_loss(expert, max_offset: int = 4):
+def expert_sync_loss(expert, max_offset: int = 4):
     """A loss on AudioToLips' shapes from a frozen landmark sync expert (its lip features are what AudioToLips
     predicts): for each 5-frame window of each clip, a cross-entropy over the audio at offsets -max_offset..
     +max_offset whose target is offset 0, as the expert's own offset loss. Returns ``loss(pred, feats, clips)``."""
@@ -128,7 +128,8 @@ def sync_loss(expert, max_offset: int = 4):
             n = len(face)
             audio = expert.audio_embed(A.windows_at(f.float(), torch.arange(-max_offset, n + max_offset))[None])[0]
             idx = torch.arange(n)[:, None] + span  # window i against audio windows i-K .. i+K
-            logits = expert.logit_scale * (face[:, None] * audio[idx]).sum(-1)
+            # expert.logits without its bias: a constant per row, which the cross-entropy ignores
+            logits = expert.logit_scale * (face[:, None] * audio[idx]).sum(-1)  # (n, 2K + 1)
             terms.append(F.cross_entropy(logits, torch.full((n,), max_offset)))
         return torch.stack(terms).mean() if terms else pred.sum() * 0
 

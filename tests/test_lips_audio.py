@@ -45,12 +45,12 @@ def test_it_learns_lip_motion_that_follows_the_sound_and_holds_it_on_unseen_clip
     assert abs(correlation(lip_gap(untrained), lip_gap(held_out.lips))) < 0.8
 
 
-def test_sync_loss_pulls_the_shapes_only_and_prefers_them_in_sync():
+def test_expert_sync_loss_pulls_the_shapes_only_and_prefers_them_in_sync():
     from synclip.checkpoint import PRETRAINED_EXPERT, expert_from, load_checkpoint
-    from synclip.lips_audio import sync_loss
+    from synclip.lips_audio import expert_sync_loss
 
     expert = expert_from(load_checkpoint(PRETRAINED_EXPERT, kind="sync"), PRETRAINED_EXPERT, torch.device("cpu"))
-    loss = sync_loss(expert, max_offset=4)
+    loss = expert_sync_loss(expert, max_offset=4)
     clip = toy_clip(5)
     lips = clip.lips[None].clone().requires_grad_(True)
     value = loss(lips, [clip.feats], [clip])
