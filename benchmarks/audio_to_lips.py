@@ -15,6 +15,8 @@ then on grid_s1's test sentences (the presenter with plenty of footage; never tr
   envelope) on the same cases.
 ``--sync-weight W`` adds the expert's own offset loss on the predicted shapes (``lips_audio.expert_sync_loss``,
 the expert frozen): then the expert is also the teacher, and the reference is the only independent judge.
+The validation parts of every source (``validation`` in the JSON: for lrc_ar, many people's voices) give the same
+figures for the predicted shapes against the real lips' ("of real"); they, not the test speech, choose a setting.
 Writes benchmarks/results/audio_to_lips.json.
 """
 
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import REAL, RESULTS, save_result
-from real_expert import CACHE, corpus_cache, load_sources
+from real_expert import CACHE, PLAN, corpus_cache, load_sources
 
 from synclip import audio as A  # noqa: E402
 from synclip import media  # noqa: E402
@@ -42,15 +44,16 @@ MAX_OFFSET = 15
 PIECE_FRAMES = 75  # 3 s, a GRID sentence's length
 
 
-def judge(expert, clips: list[TrainClip], audio: list[torch.Tensor] | None = None) -> dict:
+def judge(expert, clips: list[TrainClip], audio: list[torch.Tensor] | None = None,
+          max_offset: int = MAX_OFFSET) -> dict:
     """The expert and the reference on clips (faces) against their own speech or ``audio``."""
     cases, refs = [], []
     for k, c in enumerate(clips):
         feats = None if audio is None else audio[k]
-        cases += expert_cases(expert, c, (0,), MAX_OFFSET, torch.device("cpu"), audio_feats=feats)
+        cases += expert_cases(expert, c, (0,), max_offset, torch.device("cpu"), audio_feats=feats)
         probe = c if feats is None else replace(c, feats=feats)
         refs += reference_cases(np.where(c.present.numpy(), lip_gap(c.lips).numpy(), np.nan), probe, (0,),
-                                MAX_OFFSET)
+                                max_offset)
     return {"cases": len(cases), "expert_within_1": round(float(np.mean([c.hit for c in cases])), 4),
             "expert_confidence": round(float(np.mean([c.confidence for c in cases])), 4),
             "expert_score": round(float(np.mean([c.score for c in cases])), 4),
@@ -72,14 +75,16 @@ def speech_pieces(path: Path) -> list[torch.Tensor]:
     return [A.normalize_mel(A.log_mel(wav[a:a + step])) for a in range(0, len(wav) - step + 1, step)]
 
 
-def save_model(path: Path, model: AudioToLips, template: np.ndarray, sources: list[str], steps: int) -> None:
+def save_model(path: Path, model: AudioToLips, template: np.ndarray, sources: list[str], steps: int,
+               sync_weight: float = 0.0) -> None:
     """A plain dict of tensors and strings (read back with torch.load(weights_only=True)), written atomically."""
     from synclip.store import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save({"kind": "audio_to_lips", "state_dict": model.state_dict(),
-                    "template": torch.from_numpy(template), "sources": sources, "steps": steps}, tmp)
+                    "template": torch.from_numpy(template), "sources": sources, "steps": steps,
+                    "sync_weight": sync_weight}, tmp)
     print(f"saved {path}")
 
 
@@ -111,6 +116,7 @@ def main() -> int:
     train = [to_train_clip(c, s, template, False) for s in args.sources for c in raw[s]["train"]]
     add_audio_variants(train, [c.wav for s in args.sources for c in raw[s]["train"]], count=2)
     test = [to_train_clip(c, "grid_s1", template, False) for c in raw["grid_s1"]["test"]]
+    val = {s: [to_train_clip(c, s, template, False) for c in raw[s]["val"]] for s in args.sources}
     loaded = time.perf_counter() - t0
     print(f"{len(train)} training clips ({sum(c.num_frames for c in train) / 1500:.1f} min), "
           f"{len(test)} grid_s1 test clips, loaded in {loaded:.0f} s")
@@ -122,7 +128,7 @@ def main() -> int:
     history = fit(model, train, args.steps, sync=teacher, sync_weight=args.sync_weight)
     trained = time.perf_counter() - t0
     if args.save:
-        save_model(Path(args.save), model, template, args.sources, args.steps)
+        save_model(Path(args.save), model, template, args.sources, args.steps, args.sync_weight)
 
     preds = [dubbed(model, c, c.feats) for c in test]
     seen = [c.present[:d.num_frames] for c, d in zip(test, preds)]
@@ -136,6 +142,16 @@ def main() -> int:
               "grid_s1_test": {"footage (real lips, own speech)": judge(expert, test),
                                "dub shapes (predicted from that speech)": judge(expert, preds),
                                "undubbed (real lips, another sentence)": judge(expert, test, others)}}
+    result["validation"] = {}
+    for s, clips in val.items():
+        reach = PLAN[s][1]
+        real, dub = judge(expert, clips, max_offset=reach), judge(expert, [dubbed(model, c, c.feats) for c in clips],
+                                                                  max_offset=reach)
+        result["validation"][s] = {"footage": real, "dub shapes": dub,
+                                   "dub_confidence_of_real": round(dub["expert_confidence"] / real["expert_confidence"], 3)}
+        print(f"validation {s:10s} n={dub['cases']:4d} dub shapes: expert +-1 {dub['expert_within_1']:.3f} conf "
+              f"{dub['expert_confidence']:.3f} ({result['validation'][s]['dub_confidence_of_real']:.2f} of real) | "
+              f"reference +-1 {dub['reference_within_1']:.3f} (real lips {real['reference_within_1']:.3f})")
     for name in ("musetalk_eng.wav", "sadtalker_chinese_news.wav"):
         path = REAL / "audio" / name
         if not path.is_file():

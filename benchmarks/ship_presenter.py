@@ -68,7 +68,7 @@ def main() -> int:
     meta = {"renderer": {"trained_on": "grid_s1 training sentences (benchmarks/real_render.py split)",
                          "steps": rendered.get("step"), "file": Path(args.renderer).name},
             "audio_to_lips": {"trained_on": list(stored.get("sources", [])), "steps": stored.get("steps"),
-                              "file": Path(args.lips).name},
+                              "sync_weight": stored.get("sync_weight", 0.0), "file": Path(args.lips).name},
             "packed_at_commit": commit.strip(), "card": "synclip/pretrained/PRESENTER_CARD.md"}
     level = grid_motion_level(template, args.motion_clips)
     save_presenter(Path(args.out), Presenter(renderer, lips, template, meta=meta, motion_level=level), half=True)
