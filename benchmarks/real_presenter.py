@@ -296,7 +296,7 @@ def run_little(args, expert, detector, work: Path) -> dict:
         home = work / stem
         (home / "videos").mkdir(parents=True)
         (home / "videos" / video_name).symlink_to(video)
-        cfg = bench_config(home, **{"training.presenter_minutes": args.minutes, "training.presenter_steps": 10**6})
+        cfg = bench_config(home, **{"training.presenter_minutes": args.minutes, "training.presenter_steps": args.steps})
         t0 = time.perf_counter()
         prepare(cfg)
         t_prepare = time.perf_counter() - t0
@@ -366,6 +366,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid-clips", type=int, default=10)
     p.add_argument("--minutes", type=float, default=12.0, help="fine-tuning budget per little-footage clip")
+    p.add_argument("--steps", type=int, default=10**6,
+                   help="little footage: stop fine-tuning after this many steps (to compare runs on CPUs of other speeds)")
     p.add_argument("--only", choices=["grid", "little"])
     p.add_argument("--scratch", action="store_true", help="little footage: also fine-tune from random weights")
     p.add_argument("--augment", action="store_true", help="little footage: also fine-tune on jittered frames")

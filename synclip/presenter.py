@@ -167,8 +167,8 @@ def match_motion(lips: np.ndarray, level: float) -> np.ndarray:
     ``motion_level`` of their footage); unchanged when ``level`` is 0 (unknown).
 
     AudioToLips, like any regression to the mean, moves the mouth less than real speech does, and much less for
-    voices unlike those it was trained on: on the GRID presenter its shapes reach 0.75 of his own footage's
-    motion level for his voice and about 0.5 for other people's (benchmarks/real_presenter.py). The shapes are
+    voices unlike those it was trained on: on the GRID presenter its shapes reach 0.77 of his own footage's
+    motion level for his voice and about 0.4 for other people's (benchmarks/real_presenter.py). The shapes are
     scaled about the clip's most closed mouth (the mean of its 10% of frames with the smallest lip gap), so
     pauses keep the closed lips they had and only the opening grows. The gain stays within MOTION_GAIN_LIMITS."""
     own = motion_level(lips)

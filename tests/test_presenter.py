@@ -41,7 +41,8 @@ def test_shipped_presenter_is_small_and_loads():
 
 
 def speech(tmp_path, seconds: float):
-    wav = media.read_audio(real_media("audio") / "musetalk_eng.wav")[: int(seconds * 16000)]
+    """``seconds`` of another person's speech, from musetalk_eng.wav's first word (it is silent before 3 s)."""
+    wav = media.read_audio(real_media("audio") / "musetalk_eng.wav")[3 * 16000: int((3 + seconds) * 16000)]
     write_wav(tmp_path / "speech.wav", wav)
     return tmp_path / "speech.wav"
 
