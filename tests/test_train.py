@@ -95,6 +95,10 @@ def test_ctrl_c_saves_and_resume_continues(cfg, monkeypatch):
 
 
 def test_generator_stage_needs_the_expert_at_the_same_size(cfg):
+    from pathlib import Path
+
+    if not (Path(cfg.paths.checkpoints_dir) / "best_model.pth").is_file():  # run on its own (-k): train its expert
+        run_stage(cfg, "sync", report=lambda s: None, split=BY_CLIP)
     result = run_stage(cfg, "generator", report=lambda s: None, split=BY_CLIP)
     ck = load_checkpoint(result.best_path, kind="generator")
     assert "expert" in ck["extra"]
