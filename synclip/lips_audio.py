@@ -4,7 +4,9 @@ renderer of the person's own frames gives its look).
 ``AudioToLips`` maps a clip's normalised log-mel features to the face mesh's lip features
 (``mesh.lip_features``: pose-free lip and jaw points minus the clip's rest shape), one row per video frame,
 hearing about 0.7 s of speech around each frame. Its output lives in the real-footage expert's own feature
-space, so the expert judges predicted shapes directly, before anything is drawn.
+space, so the expert judges predicted shapes directly, before anything is drawn, and can teach them:
+``expert_sync_loss`` is the frozen expert's offset loss on the predicted shapes, added to the L1 loss on the
+real mesh (the shipped presenter's AudioToLips was trained so; benchmarks/audio_to_lips.py --sync-weight).
 
 Shapes: B clips, M mel frames, F bins, T video frames, L = LIP_FEATURES.
 """
