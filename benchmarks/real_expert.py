@@ -47,6 +47,16 @@ def corpus_cache(folder: str) -> Path | None:
     return cache
 
 
+def corpus_data(folder: str, sources: list[str], source_lead: list[str]) -> tuple[dict, dict] | None:
+    """``load_sources`` of ``sources`` and, when the cache has them, the 8 shared clips ("video"), with the
+    leads given as SOURCE=K; and the leads. None (said why) when the cache was not built."""
+    cache = corpus_cache(folder)
+    if cache is None:
+        return None
+    lead = {k: int(v) for k, v in (item.split("=") for item in source_lead)}
+    return load_sources(cache, sources + (["video"] if (cache / "video.npz").is_file() else []), lead), lead
+
+
 def split_names(source: str, names: list[str]) -> dict[str, list[str]]:
     names = sorted(names)
     if source == "grid_s1":
@@ -170,7 +180,7 @@ def train_run(args, data: dict, ck_path: Path, device) -> tuple[LipSyncExpert, d
                             step=step, metrics={"val_offset_acc_pm1": acc})
 
     settings = FitSettings(steps=args.steps, batch=args.batch, learning_rate=args.lr,
-                           eval_every=max(1, args.steps // 8))
+                           eval_every=max(1, args.steps // 8), seed=args.seed)
     t1 = time.perf_counter()
     history = fit(model, train, settings, device, evaluate=lambda m: evaluate_parts(m, val, device, 150),
                   on_eval=on_eval)
@@ -195,6 +205,7 @@ def main() -> int:
                    help="the expert's 5-frame window model (models/temporal.py)")
     p.add_argument("--audio-variants", type=int, default=3, help="augmented copies of each clip's audio")
     p.add_argument("--train-fraction", type=float, default=1.0, help="use this share of the training clips")
+    p.add_argument("--seed", type=int, default=0, help="initial weights and the order of training chunks")
     p.add_argument("--checkpoint", default="", help="where to write the expert (default: beside the results)")
     p.add_argument("--out", default="")
     p.add_argument("--source-lead", nargs="*", default=[], metavar="SOURCE=K",
@@ -204,11 +215,10 @@ def main() -> int:
     p.add_argument("--from-checkpoint", default="", help="skip training: calibrate and measure this run's expert")
     p.add_argument("--ship", action="store_true", help="copy the result into synclip/pretrained with a model card")
     args = p.parse_args()
-    cache = corpus_cache(args.cache)
-    if cache is None:
+    loaded = corpus_data(args.cache, args.sources, args.source_lead)
+    if loaded is None:
         return 0
-    lead = {k: int(v) for k, v in (item.split("=") for item in args.source_lead)}
-    data = load_sources(cache, args.sources + (["video"] if (cache / "video.npz").is_file() else []), lead)
+    data, _ = loaded
     device = torch.device("cpu")
     ck_path = Path(args.checkpoint or RESULTS / f"real_expert_{args.face_input}.pth")
     if args.from_checkpoint:  # an earlier run's expert: calibrate and measure again, no training

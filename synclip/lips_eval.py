@@ -53,10 +53,10 @@ def face_windows(model, clip, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, audio_feats: torch.Tensor | None = None,
-                 segment: tuple[int, int] | None = None) -> list[Case]:
-    """The clip's face against its own audio (or ``audio_feats`` of another clip) moved by each shift.
-    ``segment`` (first frame, frames): judge only the windows of that part of the clip (e.g. 2-s pieces)."""
+def distance_curves(model, clip, shifts, max_offset: int, device: torch.device,
+                    audio_feats: torch.Tensor | None = None, segment: tuple[int, int] | None = None) -> list[tuple]:
+    """For each shift k with enough judged windows: (k, the face and audio embeddings of those windows at
+    offset 0, the mean face-audio distance at offsets -max_offset..+max_offset as the shifted clip plays)."""
     face = face_windows(model, clip, device).cpu()
     feats = clip.feats if audio_feats is None else audio_feats
     n_win = min(len(face), A.num_windows(clip.num_frames, len(feats)))
@@ -70,13 +70,25 @@ def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, aud
             v = v[(v >= segment[0]) & (v + A.SYNC_FRAMES <= segment[0] + segment[1])]
         if len(v) < 3:
             continue
-        offsets = np.arange(-max_offset, max_offset + 1)
-        dist = np.array([float((face[v] - aud[v - o + k]).norm(dim=-1).mean()) for o in offsets])
+        dist = np.array([float((face[v] - aud[v - o + k]).norm(dim=-1).mean())
+                         for o in range(-max_offset, max_offset + 1)])
+        out.append((k, face[v], aud[v + k], dist))
+    return out
+
+
+@torch.no_grad()
+def expert_cases(model, clip, shifts, max_offset: int, device: torch.device, audio_feats: torch.Tensor | None = None,
+                 segment: tuple[int, int] | None = None) -> list[Case]:
+    """The clip's face against its own audio (or ``audio_feats`` of another clip) moved by each shift.
+    ``segment`` (first frame, frames): judge only the windows of that part of the clip (e.g. 2-s pieces)."""
+    out = []
+    offsets = np.arange(-max_offset, max_offset + 1)
+    for k, face, aud, dist in distance_curves(model, clip, shifts, max_offset, device, audio_feats, segment):
         best = int(np.argmin(dist))
         margin = curve_margin(dist, max_offset, model.dims.curve_input)  # at offset 0: as the shifted clip plays
         score = model.curve_score(dist, max_offset)
         if score is None:
-            score = float(torch.sigmoid(model.logits(face[v].to(device), aud[v + k].to(device))).mean())
+            score = float(torch.sigmoid(model.logits(face.to(device), aud.to(device))).mean())
         out.append(Case(clip.name, clip.source, k, int(offsets[best]), float(np.median(dist) - dist[best]),
                         score, margin))
     return out
