@@ -37,8 +37,9 @@ def curves(model, clips: list, source: str) -> list[tuple[int, np.ndarray]]:
 def within_1(members: list[list[tuple[int, np.ndarray]]], reach: int) -> float:
     """Offsets within +-1 of the shift, the members' curves averaged."""
     hits = []
-    for case in zip(*members):
+    for case in zip(*members, strict=True):  # every member judged the same cases (clip, shift) in the same order
         shift = case[0][0]
+        assert all(k == shift for k, _ in case), "members judged different cases"
         mean = np.mean([dist for _, dist in case], axis=0)
         hits.append(abs(int(np.argmin(mean)) - reach - shift) <= 1)
     return round(float(np.mean(hits)), 4)
