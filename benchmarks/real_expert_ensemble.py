@@ -58,7 +58,6 @@ def main() -> int:
         return 0
     data, lead = loaded
     models = [load_run(Path(m))[0].eval() for m in args.members]
-    templates = {m.template.numpy().tobytes() for m in models}
     parts = [("val", s) for s in args.sources] + [("test", s) for s in data]
     table = {f"{part} {s}": {} for part, s in parts}
     per_member = []
@@ -81,7 +80,7 @@ def main() -> int:
     for name, row in table.items():
         if row:
             print(f"{name:16s} {row['cases']:5d}  {row['alone']} -> {row['first_k_together']}")
-    save_result(args.out, {"members": args.members, "shared_template": len(templates) == 1, "source_lead": lead,
+    save_result(args.out, {"members": args.members, "shared_template": len(converted) == 1, "source_lead": lead,
                            "within_1": table})
     return 0
 

@@ -130,8 +130,7 @@ def expert_sync_loss(expert, max_offset: int = 4):
             n = len(face)
             audio = expert.audio_embed(A.windows_at(f.float(), torch.arange(-max_offset, n + max_offset))[None])[0]
             idx = torch.arange(n)[:, None] + span  # window i against audio windows i-K .. i+K
-            # expert.logits without its bias: a constant per row, which the cross-entropy ignores
-            logits = expert.logit_scale * (face[:, None] * audio[idx]).sum(-1)  # (n, 2K + 1)
+            logits = expert.logits(face[:, None], audio[idx])  # (n, 2K + 1)
             terms.append(F.cross_entropy(logits, torch.full((n,), max_offset)))
         return torch.stack(terms).mean() if terms else pred.sum() * 0
 
