@@ -296,7 +296,8 @@ def run_little(args, expert, detector, work: Path) -> dict:
         home = work / stem
         (home / "videos").mkdir(parents=True)
         (home / "videos" / video_name).symlink_to(video)
-        cfg = bench_config(home, **{"training.presenter_minutes": args.minutes, "training.presenter_steps": args.steps})
+        cfg = bench_config(home, **{"training.presenter_minutes": args.minutes, "training.presenter_steps": args.steps,
+                                    "training.presenter_detail_weight": args.detail_weight})
         t0 = time.perf_counter()
         prepare(cfg)
         t_prepare = time.perf_counter() - t0
@@ -319,6 +320,14 @@ def run_little(args, expert, detector, work: Path) -> dict:
         starts = {} if args.no_plain else {"shipped model": (PRETRAINED, False)}
         if args.augment:  # the same start, the training frames jittered (render_data.jitter)
             starts["shipped model, jittered frames"] = (PRETRAINED, True)
+        if args.paste_mask:  # the same start, the renderer blanking only paste-back's part of the target
+            from synclip.presenter import save_presenter
+            from synclip.render import with_input_mask
+
+            pasted = replace(shipped, renderer=with_input_mask(shipped.renderer, "paste"),
+                             meta={"init": "shipped renderer, input_mask paste"})
+            save_presenter(work / "paste.pth", pasted)
+            starts["shipped model, paste mask"] = (work / "paste.pth", False)
         if args.scratch:  # the same renderer with fresh weights: what the GRID speaker's training is worth
             from synclip.models.renderer import Renderer
             from synclip.presenter import save_presenter
@@ -346,7 +355,7 @@ def run_little(args, expert, detector, work: Path) -> dict:
             t_train = time.perf_counter() - t0
             tuned = load_presenter(result.best_path)
             _, drawn = redraw_test(tuned, frames, wav, test)
-            sheets[f"from {label.split()[0]}{', jitter' if augment else ''}"] = drawn
+            sheets[f"from {label.split()[0]}{''.join(', ' + w.split()[0] for w in label.split(', ')[1:])}"] = drawn
             dubbed = work / f"{stem}_muse.mp4"
             t0 = time.perf_counter()
             dub_video(tuned, video, musetalk, dubbed, data=tuned.data, detector=detector)
@@ -355,7 +364,7 @@ def run_little(args, expert, detector, work: Path) -> dict:
                 "figures": figures_of(drawn, frames.landmarks[idx]), "dub_musetalk_10s": judge(expert, dubbed),
                 "seconds": {"train": round(t_train), "dub_10s": round(t_dub)}, "steps": result.steps,
                 "curve": result.curve}
-        runs = (("jitter", args.augment), ("general", args.general))  # without the plain run: a sheet of its own
+        runs = (("jitter", args.augment), ("general", args.general), ("paste", args.paste_mask))  # without the plain run: a sheet of its own
         tag = "".join(f"_{t}" for t, on in runs if on and args.no_plain)
         sheet(ROOT / "docs" / f"contact_sheet_{stem}_presenter{tag}.jpg", sheets)
         print(f"{stem}: {out[stem]}", flush=True)
@@ -371,6 +380,10 @@ def main() -> int:
     p.add_argument("--only", choices=["grid", "little"])
     p.add_argument("--scratch", action="store_true", help="little footage: also fine-tune from random weights")
     p.add_argument("--augment", action="store_true", help="little footage: also fine-tune on jittered frames")
+    p.add_argument("--detail-weight", type=float, default=1.0,
+                   help="little footage: training.presenter_detail_weight of every fine-tuning run")
+    p.add_argument("--paste-mask", action="store_true",
+                   help="little footage: also fine-tune the shipped model blanking only paste-back's mask")
     p.add_argument("--no-plain", action="store_true", help="little footage: skip the plain fine-tuning run")
     p.add_argument("--general", default="", metavar="RENDERER",
                    help="little footage: also start from this renderer (real_render.py --source lrc_ar --save ...)")

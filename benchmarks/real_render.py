@@ -94,14 +94,16 @@ def eval_frames(test: Frames, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 
 def figures(generated: np.ndarray, truth: np.ndarray, landmarks: np.ndarray, box: tuple[int, int]) -> dict:
-    half = CROP_PX // 2
-    g = torch.from_numpy(generated[:, half:]).permute(0, 3, 1, 2).float() / 255
-    t = torch.from_numpy(truth[:, half:]).permute(0, 3, 1, 2).float() / 255
+    from synclip.presenter_train import lower_halves
+
+    g, t, pasted = lower_halves(generated, truth)
     gm, tm = mouth_boxes(generated, landmarks, box), mouth_boxes(truth, landmarks, box)
     gb, tb = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 for x in (gm, tm))
     return {"frames": len(generated), "ssim_lower": round(float(ssim(g, t).mean()), 4),
             "ssim_mouth": round(float(ssim(gb, tb).mean()), 4),
             "psnr_lower_db": round(float(psnr(g, t).mean()), 2),
+            "ssim_lower_pasted": round(float(ssim(pasted, t).mean()), 4),
+            "psnr_lower_pasted_db": round(float(psnr(pasted, t).mean()), 2),
             "sharpness_ratio_mouth": round(sharpness_ratio(gm, tm), 3),
             "colour_difference_mouth": round(colour_difference(gm, tm), 2)}
 
@@ -190,7 +192,7 @@ def sheet_frames(test: Frames, idx: np.ndarray, intact: np.ndarray) -> np.ndarra
 
 def run(args) -> int:
     from synclip.models.renderer import Renderer, RendererDims
-    from synclip.render import FitSettings, draw, fit, load_renderer, save_renderer
+    from synclip.render import FitSettings, draw, fit, load_renderer, save_renderer, with_input_mask
     from synclip.render_data import load_faces
 
     torch.set_num_threads(args.threads)
@@ -214,7 +216,8 @@ def run(args) -> int:
         q, r = idx[quick], refs[quick]
         out = draw(model, test.crops[q], test.crops[r], test.landmarks[q])
         f = figures(out, test.crops[q], test.landmarks[q], box)
-        return {"test_ssim": f["ssim_lower"], "test_psnr": f["psnr_lower_db"], "test_sharp": f["sharpness_ratio_mouth"]}
+        return {"test_ssim": f["ssim_lower"], "test_psnr": f["psnr_lower_db"], "test_sharp": f["sharpness_ratio_mouth"],
+                "test_ssim_pasted": f["ssim_lower_pasted"]}
 
     if args.eval_only:  # measure a saved renderer again; its training record comes from the last results file
         model = load_renderer(Path(args.save))
@@ -223,10 +226,13 @@ def run(args) -> int:
     else:
         if args.init:  # fine-tuning: the curve starts with the saved renderer's own figures
             model = load_renderer(Path(args.init))
+            if args.input_mask and args.input_mask != model.dims.input_mask:
+                model = with_input_mask(model, args.input_mask)
             start = [{"step": 0, **evaluate(model)}]
             print(f"init {args.init}: {start[0]}", flush=True)
         else:
-            model, start = Renderer(RendererDims(input_size=CROP_PX, base_channels=args.base)), []
+            model, start = Renderer(RendererDims(input_size=CROP_PX, base_channels=args.base,
+                                                 input_mask=args.input_mask or "lower_half")), []
         settings = FitSettings(minutes=args.minutes, max_steps=args.steps, batch=args.batch, lr=args.lr,
                                eval_every=args.eval_every, detail_weight=args.detail_weight)
         t0 = time.perf_counter()
@@ -275,7 +281,8 @@ def measure(model, test: Frames, idx: np.ndarray, refs: np.ndarray, box: tuple[i
         table[name] = {"all": figures(out, truth, test.landmarks[idx], box),
                        "pauses": figures(out[closed], truth[closed], test.landmarks[idx][closed], box)}
         a, p = table[name]["all"], table[name]["pauses"]
-        print(f"{name:52s} SSIM {a['ssim_lower']:.4f} (mouth {a['ssim_mouth']:.4f}) PSNR {a['psnr_lower_db']:.2f} "
+        print(f"{name:52s} SSIM {a['ssim_lower']:.4f} (pasted {a['ssim_lower_pasted']:.4f}, mouth "
+              f"{a['ssim_mouth']:.4f}) PSNR {a['psnr_lower_db']:.2f} (pasted {a['psnr_lower_pasted_db']:.2f}) "
               f"sharp {a['sharpness_ratio_mouth']:.3f} dE {a['colour_difference_mouth']:.2f} | pauses SSIM "
               f"{p['ssim_lower']:.4f} sharp {p['sharpness_ratio_mouth']:.3f}", flush=True)
     # A few source frames are broken by the video's decoder (blocks of another picture over the face, often
@@ -319,6 +326,9 @@ def main() -> int:
     p.add_argument("--init", default=None, help="fine-tune this saved renderer instead of training a new one")
     p.add_argument("--init-record", default=None, help="the results JSON of the --init renderer (its training "
                    "record is kept in the new one)")
+    p.add_argument("--input-mask", default=None, choices=["lower_half", "paste"],
+                   help="what of the target the renderer does not see (models.renderer.RendererDims; default: "
+                        "the --init renderer's, else lower_half)")
     p.add_argument("--detail-weight", type=float, default=0.0, help="weight of render.detail_loss (0: off)")
     p.add_argument("--out", default=None, help="default: results/real_render.json (grid_s1), real_render_lrc_ar.json")
     p.add_argument("--sheet", default=None,

@@ -81,6 +81,7 @@ class TrainingConfig:
     presenter_minutes: float = 20.0  # presenter: wall-clock budget of its renderer's fine-tuning
     presenter_steps: int = 1500  # presenter: at most this many steps of 8 frames (whichever comes first)
     presenter_augment: bool = False  # presenter: jitter the training frames (helped one 20-s clip, not the other)
+    presenter_detail_weight: float = 1.0  # presenter: weight of the loss term against a blurred mouth (render.detail_loss)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ def validate(cfg: Config) -> None:
            "1 to training.max_offset_frames", t.negative_shift_min)
     _check(t.sync_loss_weight >= 0, "training.sync_loss_weight", ">= 0", t.sync_loss_weight)
     _check(t.adversarial_weight >= 0, "training.adversarial_weight", ">= 0", t.adversarial_weight)
+    _check(t.presenter_detail_weight >= 0, "training.presenter_detail_weight", ">= 0", t.presenter_detail_weight)
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

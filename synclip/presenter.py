@@ -250,7 +250,8 @@ class PresenterPainter:
                 self.reference = crops[0]
             marks = mouth_from_features(self.landmarks[self.source_of[ids[face]]], self.lips[ids[face]],
                                         self.p.template, rest=self.rest)
-            faces, shapes = model_inputs(crops, np.broadcast_to(self.reference, crops.shape), marks)
+            faces, shapes = model_inputs(crops, np.broadcast_to(self.reference, crops.shape), marks,
+                                         self.p.renderer.dims.input_mask)
             device = next(self.p.renderer.parameters()).device
             pad = batch_frames - len(face)
             if pad > 0:  # one batch shape always, as the generator's (one oneDNN kernel cache entry)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from .config import Config
 from .datasets import make_split, save_split
 from .errors import DataError
+from .face import lower_face_mask
 from .metrics import psnr, sharpness_ratio, ssim
 from .presenter import PRETRAINED, Presenter, footage_motion_level, load_presenter, save_presenter
 from .render import FitSettings, draw, fit, mouth_boxes
@@ -32,7 +33,6 @@ from .store import read_index
 
 BATCH = 8
 LEARNING_RATE = 5e-4  # fine-tuning: half the from-scratch rate of benchmarks/real_render.py
-DETAIL_WEIGHT = 1.0  # render.detail_loss, as the shipped renderer was fine-tuned (mouth sharpness 0.68 -> 0.90)
 EVAL_FRAMES = 48  # validation frames measured at each curve point (fixed, spread over the validation part)
 CURVE_POINTS = 8  # validation points over the run
 STEP_SECONDS = 1.0  # about one step of 8 crops at 128 px on a CPU core: places the points when time is the limit
@@ -67,13 +67,24 @@ def presenter_faces(videos: list[Path], processed_dir: Path, crop_px: int, worke
     return load_faces(cache)
 
 
-def lower_face_figures(drawn: np.ndarray, truth: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
-    """Lower-half SSIM and PSNR of drawn against true crops (N, S, S, 3) uint8, and the mouth box's sharpness
-    (variance of the Laplacian) over the truth's."""
+def lower_halves(drawn: np.ndarray, truth: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The lower halves of drawn and true crops (N, S, S, 3) uint8 as (N, 3, S / 2, S) floats in [0, 1], and
+    the drawn one as paste-back shows it: blended into the truth with face.lower_face_mask."""
     half = truth.shape[1] // 2
+    w = torch.from_numpy(lower_face_mask(truth.shape[1])[half:])
     d, t = (torch.from_numpy(x[:, half:]).permute(0, 3, 1, 2).float() / 255 for x in (drawn, truth))
+    return d, t, w * d + (1 - w) * t
+
+
+def lower_face_figures(drawn: np.ndarray, truth: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
+    """Lower-half SSIM and PSNR of drawn against true crops (N, S, S, 3) uint8, the same of the drawn crop as
+    paste-back shows it (blended into the truth with face.lower_face_mask, as a redo of the footage is), and
+    the mouth box's sharpness (variance of the Laplacian) over the truth's."""
+    d, t, pasted = lower_halves(drawn, truth)
     side = truth.shape[1] * 3 // 8  # about 1.5 mouth widths at this crop framing
     return {"ssim_lower": round(float(ssim(d, t).mean()), 4), "psnr_lower_db": round(float(psnr(d, t).mean()), 2),
+            "ssim_lower_pasted": round(float(ssim(pasted, t).mean()), 4),
+            "psnr_lower_pasted_db": round(float(psnr(pasted, t).mean()), 2),
             "sharpness_mouth": round(sharpness_ratio(mouth_boxes(drawn, landmarks, (side, side)),
                                                      mouth_boxes(truth, landmarks, (side, side))), 3)}
 
@@ -145,7 +156,7 @@ def run_presenter(cfg: Config, out: Path, *, resume: bool = False, report=lambda
 
     expected_steps = min(t.presenter_steps, round(t.presenter_minutes * 60 / STEP_SECONDS))
     settings = FitSettings(minutes=t.presenter_minutes, max_steps=t.presenter_steps, batch=BATCH, lr=LEARNING_RATE,
-                           detail_weight=DETAIL_WEIGHT, seed=t.seed, eval_every=max(10, expected_steps // CURVE_POINTS))
+                           detail_weight=t.presenter_detail_weight, seed=t.seed, eval_every=max(10, expected_steps // CURVE_POINTS))
     curve, interrupted = [], False
     bar = tqdm(desc="Fitting the presenter", total=100, unit="%", disable=not progress, leave=False,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")

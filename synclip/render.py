@@ -12,9 +12,10 @@ Crops are (N, S, S, 3) uint8 RGB; landmarks (N, 468, 3) in units of the crop sid
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CheckpointError
+from .face import lower_face_mask
 from .mesh import LIPS_INNER, LIPS_OUTER, MOUTH_POINTS, frame_poses
 from .metrics import ssim
 from .models.renderer import Renderer, RendererDims
@@ -43,6 +45,7 @@ MOUTH_REACH_PX = 6  # how far from the lip outlines that weight reaches (at 128 
 LAPLACIAN_KERNEL = ((2.0, 0.0, 2.0), (0.0, -8.0, 0.0), (2.0, 0.0, 2.0))
 ENERGY_WINDOW_PX = 7  # local Laplacian energy is averaged over this box: a few texture periods of lips and teeth
 LUMA = (0.299, 0.587, 0.114)  # as metrics.ssim and cv2's RGB2GRAY
+PASTE_BLANK_FLOOR = 1e-3  # paste-mask weights above this count as pasted (its blurred rim included)
 
 
 def shape_map(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -74,15 +77,39 @@ def to_images(x: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def model_inputs(targets: np.ndarray, references: np.ndarray, landmarks: np.ndarray
+@functools.lru_cache(maxsize=8)
+def blanked(size: int, input_mask: str = "lower_half") -> torch.Tensor:
+    """(size, size) bool: the target pixels the renderer does not see (``RendererDims.input_mask``). "paste":
+    wherever paste-back's mask has any weight in the lower half; what lies outside it is never replaced by a
+    dub, so the renderer may as well see it (and need not guess the background)."""
+    out = torch.zeros(size, size, dtype=torch.bool)
+    if input_mask == "lower_half":
+        out[size // 2:] = True
+    elif input_mask == "paste":
+        out[size // 2:] = torch.from_numpy(lower_face_mask(size)[size // 2:] > PASTE_BLANK_FLOOR)
+    else:
+        raise ValueError(f"unknown renderer input_mask {input_mask!r} (lower_half or paste)")
+    return out
+
+
+def model_inputs(targets: np.ndarray, references: np.ndarray, landmarks: np.ndarray, input_mask: str = "lower_half"
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Crops of the targets (only their upper halves are used), references, the targets' landmarks ->
-    faces (N, 6, S, S) with the target's lower half blanked, shape maps (N, 3, S, S)."""
+    """Crops of the targets (only what ``blanked`` leaves of them is used), references, the targets'
+    landmarks -> faces (N, 6, S, S) with the target blanked, shape maps (N, 3, S, S)."""
     t, r = to_tensor(targets), to_tensor(references)
-    t[:, :, t.shape[-2] // 2:] = 0.0
+    t[:, :, blanked(t.shape[-1], input_mask)] = 0.0
     size = targets.shape[1]
     shapes = torch.from_numpy(np.stack([shape_map(lm, size) for lm in landmarks]))
     return torch.cat([t, r], 1), shapes
+
+
+def with_input_mask(model: Renderer, input_mask: str) -> Renderer:
+    """A copy of ``model`` that blanks ``input_mask`` of the target (``blanked``), same weights: a start for
+    fine-tuning to the other mask (the inputs it sees change, not their layout)."""
+    blanked(model.dims.input_size, input_mask)  # an unknown name fails here, not at the first step
+    out = Renderer(replace(model.dims, input_mask=input_mask))
+    out.load_state_dict(model.state_dict())
+    return out.train(model.training)
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,7 +197,7 @@ def fit(model: Renderer, sample: Callable[[np.random.Generator, int], tuple], se
             group["lr"] = settings.lr * (settings.final_lr_share + (1 - settings.final_lr_share)
                                          * 0.5 * (1 + math.cos(math.pi * done)))
         targets, refs, lms = sample(rng, settings.batch)
-        faces, shapes = model_inputs(targets, refs, lms)
+        faces, shapes = model_inputs(targets, refs, lms, model.dims.input_mask)
         loss, terms = render_loss(model(faces, shapes), to_tensor(targets), mouth_weight(shapes),
                                   settings.detail_weight)
         opt.zero_grad()
@@ -213,7 +240,8 @@ def draw(model: Renderer, targets: np.ndarray, references: np.ndarray, landmarks
     """Each target crop redrawn with the mouth of its landmarks -> (N, S, S, 3) uint8 (upper half unchanged)."""
     out = []
     for a in range(0, len(targets), batch):
-        faces, shapes = model_inputs(targets[a:a + batch], references[a:a + batch], landmarks[a:a + batch])
+        faces, shapes = model_inputs(targets[a:a + batch], references[a:a + batch], landmarks[a:a + batch],
+                                     model.dims.input_mask)
         out.append(to_images(model(faces, shapes)))
     return np.concatenate(out) if out else np.zeros_like(targets)
 

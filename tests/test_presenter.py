@@ -136,6 +136,28 @@ def test_jitter_moves_the_landmarks_with_the_pixels():
         assert not np.allclose(lm[:, :2], landmarks[:, :2])  # it did move
 
 
+def test_lower_face_figures_also_judge_the_crop_as_paste_back_shows_it():
+    import cv2
+
+    from synclip.face import lower_face_mask
+    from synclip.presenter_train import lower_face_figures
+
+    size = 64
+    rng = np.random.default_rng(0)
+    truth = np.stack([cv2.resize(rng.integers(0, 256, (8, 8, 3)).astype(np.uint8), (size, size),
+                                 interpolation=cv2.INTER_CUBIC) for _ in range(3)])
+    landmarks = np.zeros((3, 468, 3), np.float32)
+    landmarks[:, :, :2] = 0.5
+    noise = rng.integers(0, 256, truth.shape, dtype=np.uint8)
+    never_pasted = (lower_face_mask(size) == 0)[None, :, :, None]
+    wrong_background = np.where(never_pasted, noise, truth)  # right wherever paste-back shows it
+    f = lower_face_figures(wrong_background, truth, landmarks)
+    assert f["ssim_lower_pasted"] == 1.0 and f["ssim_lower"] < 0.9 and f["psnr_lower_db"] < 20
+    wrong_mouth = np.where(never_pasted, truth, noise)
+    g = lower_face_figures(wrong_mouth, truth, landmarks)
+    assert g["ssim_lower_pasted"] < 0.5 and g["psnr_lower_pasted_db"] < 15
+
+
 def test_frames_without_a_mesh_take_the_nearest_meshed_one():
     from synclip.presenter import nearest_present
 

@@ -9,8 +9,9 @@ import torch
 from synclip.errors import CheckpointError
 from synclip.mesh import LIPS_INNER, MOUTH_POINTS, NUM_LANDMARKS, make_template
 from synclip.models.renderer import Renderer, RendererDims
-from synclip.render import (FitSettings, draw, fit, load_renderer, model_inputs, mouth_from_features,
-                            render_loss, save_renderer, shape_map, to_tensor)
+from synclip.face import lower_face_mask
+from synclip.render import (FitSettings, blanked, draw, fit, load_renderer, model_inputs, mouth_from_features,
+                            render_loss, save_renderer, shape_map, to_tensor, with_input_mask)
 
 SIZE = 64
 
@@ -76,6 +77,27 @@ def test_renderer_keeps_the_upper_half_and_draws_the_lower():
     assert (other[:, :, SIZE // 2:] - out[:, :, SIZE // 2:]).abs().max() > 1e-4
 
 
+def test_a_paste_mask_renderer_sees_and_keeps_what_paste_back_never_replaces():
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    lms = np.stack([face_landmarks(1), face_landmarks(2)])
+    hidden = blanked(SIZE, "paste")
+    pasted = lower_face_mask(SIZE) * 255 >= 0.5  # where paste-back can move a pixel by half a grey level
+    # Everything paste-back shows in the lower half is hidden; the lower corners (background) are not.
+    assert hidden[SIZE // 2:].numpy()[pasted[SIZE // 2:]].all()
+    assert not hidden[:SIZE // 2].any() and not hidden[-1, 0] and not hidden[-1, -1] and hidden[-1, SIZE // 2]
+    faces, shapes = model_inputs(crops, crops[::-1], lms, "paste")
+    assert not faces[:, :3, hidden].any() and torch.equal(faces[:, :3, ~hidden], to_tensor(crops)[:, :, ~hidden])
+    plain = tiny().eval()
+    model = with_input_mask(plain, "paste")
+    assert model.dims.input_mask == "paste" and not model.training
+    out = model(faces, shapes)
+    assert torch.equal(out[:, :, ~hidden], to_tensor(crops)[:, :, ~hidden])  # what it saw is the answer
+    assert torch.equal(out[:, :, hidden], plain(faces, shapes)[:, :, hidden])  # the same weights draw the rest
+    with pytest.raises(ValueError, match="input_mask"):
+        with_input_mask(plain, "upper_half")
+
+
 def smooth_crops(n: int) -> np.ndarray:
     """(n, SIZE, SIZE, 3) uint8 images made of soft blobs (learnable in a few steps, unlike pixel noise)."""
     import cv2
@@ -114,11 +136,11 @@ def test_a_few_steps_lower_the_loss(one_thread):
 
 
 def test_save_load_round_trip(tmp_path):
-    model = tiny().eval()
+    model = with_input_mask(tiny().eval(), "paste")
     path = tmp_path / "renderer.pth"
     save_renderer(path, model, step=7)
     back = load_renderer(path)
-    assert back.dims == model.dims
+    assert back.dims == model.dims and back.dims.input_mask == "paste"
     crops = np.random.default_rng(0).integers(0, 256, (1, SIZE, SIZE, 3), dtype=np.uint8)
     lm = face_landmarks()[None]
     assert np.array_equal(draw(model, crops, crops, lm), draw(back, crops, crops, lm))

@@ -1,7 +1,7 @@
 """The presenter renderer: draws the lower face of a frame in a mouth shape given by face-mesh landmarks.
 
 Stage (b) of the two-stage presenter (stage (a), ``lips_audio.AudioToLips``, turns speech into the shape).
-Input: the target crop with its lower half blanked (pose, light, the upper face), a reference crop of the same
+Input: the target crop with its lower half (or the paste mask's part of it) blanked (pose, light, the upper face), a reference crop of the same
 person from another frame (what their lips, teeth and skin look like) and the shape map of the target's mouth
 (``render.shape_map``: lip outlines, mouth opening and jaw line rasterised at crop resolution, so the shape
 stays aligned with the pixels it governs). Output: the full crop, its upper half the target's own.
@@ -28,6 +28,10 @@ class RendererDims:
     input_size: int = 128
     base_channels: int = 16  # 16 trains on one CPU core at 128 px (about 0.1 s per crop forward + backward)
     shape_channels: int = SHAPE_CHANNELS
+    # What of the target the renderer does not see: "lower_half" (the first renderer) or "paste" (only where
+    # paste-back's mask, face.lower_face_mask, reaches: the background and far cheeks beside it stay visible,
+    # so it draws only what a dub shows). See render.blanked.
+    input_mask: str = "lower_half"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,4 +59,10 @@ class Renderer(nn.Module):
             x = stage(x)
             skips.append(x)
         x = self.bottleneck(x)
-        return draw_lower_half(self.up, self.head, x, skips, faces)  # as the generator draws
+        out = draw_lower_half(self.up, self.head, x, skips, faces)  # as the generator draws
+        if self.dims.input_mask == "lower_half":
+            return out
+        # Where the target was seen, it is the answer: only the blanked part is drawn.
+        from ..render import blanked  # render builds on this module
+
+        return torch.where(blanked(out.shape[-1], self.dims.input_mask).to(out.device), out, faces[:, :3])
