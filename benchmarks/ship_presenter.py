@@ -2,6 +2,7 @@
 
     python benchmarks/ship_presenter.py --renderer R.pth --lips A2L.pth [--out synclip/pretrained/presenter.pth]
     python benchmarks/ship_presenter.py --repack synclip/pretrained/presenter.pth   # only re-measure its motion level
+    python benchmarks/ship_presenter.py --repack synclip/pretrained/presenter.pth --renderer R.pth  # swap the renderer
 
 R.pth: ``benchmarks/real_render.py --save``; A2L.pth: ``benchmarks/audio_to_lips.py --save``. Weights are stored
 as float16 (half the size; loaded back as float32). The presenter's motion level (``presenter.motion_level``,
@@ -41,16 +42,32 @@ def grid_motion_level(template: np.ndarray, count: int) -> float:
     return footage_motion_level([t.landmarks for t in tracks if t is not None], template)
 
 
+def renderer_meta(path: Path) -> dict:
+    rendered = torch.load(path, map_location="cpu", weights_only=True)
+    return {"trained_on": "grid_s1 training sentences (benchmarks/real_render.py split)",
+            "steps": rendered.get("step"), "file": path.name, "input_mask": rendered["dims"].get("input_mask",
+                                                                                                 "lower_half")}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--renderer")
     p.add_argument("--lips")
-    p.add_argument("--repack", help="a presenter file: keep its weights and meta, re-measure its motion level")
+    p.add_argument("--repack", help="a presenter file: keep its weights and meta, re-measure its motion level; "
+                   "with --renderer, keep all but the renderer (the motion level is AudioToLips' and the footage's)")
     p.add_argument("--motion-clips", type=int, default=120, help="grid_s1 training sentences the level is taken on")
     p.add_argument("--out", default=str(PRETRAINED))
     args = p.parse_args()
     if not GRID.is_dir():
         print(f"skipped: no grid_s1 corpus at {GRID}")
+        return 0
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    if args.repack and args.renderer:
+        old = load_presenter(Path(args.repack))
+        old.renderer = load_renderer(Path(args.renderer))
+        old.meta = {**old.meta, "renderer": renderer_meta(Path(args.renderer)), "packed_at_commit": commit.strip()}
+        save_presenter(Path(args.out), old, half=True)
+        print(f"wrote {args.out}: renderer {args.renderer} ({old.renderer.dims}), the rest of {args.repack}")
         return 0
     if args.repack:
         old = load_presenter(Path(args.repack))
@@ -63,10 +80,7 @@ def main() -> int:
     renderer = load_renderer(Path(args.renderer))
     lips, template = load_audio_to_lips(Path(args.lips))
     stored = torch.load(args.lips, map_location="cpu", weights_only=True)
-    rendered = torch.load(args.renderer, map_location="cpu", weights_only=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    meta = {"renderer": {"trained_on": "grid_s1 training sentences (benchmarks/real_render.py split)",
-                         "steps": rendered.get("step"), "file": Path(args.renderer).name},
+    meta = {"renderer": renderer_meta(Path(args.renderer)),
             "audio_to_lips": {"trained_on": list(stored.get("sources", [])), "steps": stored.get("steps"),
                               "sync_weight": stored.get("sync_weight", 0.0), "file": Path(args.lips).name},
             "packed_at_commit": commit.strip(), "card": "synclip/pretrained/PRESENTER_CARD.md"}
