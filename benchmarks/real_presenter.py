@@ -30,7 +30,11 @@ On the last 30%: lower-half SSIM, PSNR and mouth sharpness at 128 px, each frame
 mouth and from the mouth AudioToLips hears in the clip's own speech, before and after the fine-tuning; then the
 whole clip dubbed to 10 s of musetalk_eng.wav (from its first word) and judged by the expert as above. Times of each
 step are recorded. ``--general R.pth`` also starts from a renderer trained on many faces (``real_render.py
---source lrc_ar``), measured before fine-tuning too. Writes benchmarks/results/real_presenter.json.
+--source lrc_ar``), measured before fine-tuning too; ``--paste-mask`` also starts from the shipped renderer
+converted to blank only paste-back's mask (``render.with_input_mask``), for a shipped file that blanks the lower
+half; ``--detail-weight`` sets ``training.presenter_detail_weight`` for every run. The SSIM and PSNR come twice:
+of the drawn crop, and of it as paste-back shows it (blended into the truth through the paste mask).
+Writes benchmarks/results/real_presenter.json.
 """
 
 from __future__ import annotations
@@ -424,7 +428,10 @@ def main() -> int:
     if args.only and previous.is_file():  # keep the other half of an earlier (or a parallel) run
         import json
 
-        result = {**json.loads(previous.read_text()), **result}
+        kept = json.loads(previous.read_text())
+        if "grid" in result and "judge" not in result:  # the earlier judge judged dubs that are gone
+            kept.pop("judge", None)
+        result = {**kept, **result}
     save_result(args.out, result)
     return 0
 

@@ -239,7 +239,7 @@ def run(args) -> int:
         curve = start + fit(model, train.sampler(), settings, evaluate, report=lambda s: print(s, flush=True))
         training = {"seconds": round(time.perf_counter() - t0), "steps": curve[-1]["step"] if curve else 0,
                     "minutes_budget": args.minutes, "batch": args.batch, "lr": args.lr, "threads": args.threads,
-                    "init": args.init, "detail_weight": args.detail_weight,
+                    "init": args.init, "input_mask": model.dims.input_mask, "detail_weight": args.detail_weight,
                     "loss": "L1 + gradient L1 + 0.2 (1 - SSIM), lips weighted"
                             + (f" + {args.detail_weight} render.detail_loss" if args.detail_weight else "")}
         if args.init:  # what the fine-tuned renderer had behind it
