@@ -12,7 +12,6 @@ Crops are (N, S, S, 3) uint8 RGB; landmarks (N, 468, 3) in units of the crop sid
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass, replace
@@ -25,10 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CheckpointError
-from .face import lower_face_mask
 from .mesh import LIPS_INNER, LIPS_OUTER, MOUTH_POINTS, frame_poses
 from .metrics import ssim
-from .models.renderer import Renderer, RendererDims
+from .models.renderer import Renderer, RendererDims, blanked
 from .store import atomic_path
 
 # The jaw from ear to ear along the chin, in contour order (mesh.JAW lists the same points unordered).
@@ -45,7 +43,6 @@ MOUTH_REACH_PX = 6  # how far from the lip outlines that weight reaches (at 128 
 LAPLACIAN_KERNEL = ((2.0, 0.0, 2.0), (0.0, -8.0, 0.0), (2.0, 0.0, 2.0))
 ENERGY_WINDOW_PX = 7  # local Laplacian energy is averaged over this box: a few texture periods of lips and teeth
 LUMA = (0.299, 0.587, 0.114)  # as metrics.ssim and cv2's RGB2GRAY
-PASTE_BLANK_FLOOR = 1e-3  # paste-mask weights above this count as pasted (its blurred rim included)
 
 
 def shape_map(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -75,21 +72,6 @@ def to_tensor(crops: np.ndarray) -> torch.Tensor:
 def to_images(x: torch.Tensor) -> np.ndarray:
     """(N, 3, S, S) in [0, 1] -> (N, S, S, 3) uint8."""
     return (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-@functools.lru_cache(maxsize=8)
-def blanked(size: int, input_mask: str = "lower_half") -> torch.Tensor:
-    """(size, size) bool: the target pixels the renderer does not see (``RendererDims.input_mask``). "paste":
-    wherever paste-back's mask has any weight in the lower half; what lies outside it is never replaced by a
-    dub, so the renderer may as well see it (and need not guess the background)."""
-    out = torch.zeros(size, size, dtype=torch.bool)
-    if input_mask == "lower_half":
-        out[size // 2:] = True
-    elif input_mask == "paste":
-        out[size // 2:] = torch.from_numpy(lower_face_mask(size)[size // 2:] > PASTE_BLANK_FLOOR)
-    else:
-        raise ValueError(f"unknown renderer input_mask {input_mask!r} (lower_half or paste)")
-    return out
 
 
 def model_inputs(targets: np.ndarray, references: np.ndarray, landmarks: np.ndarray, input_mask: str = "lower_half"

@@ -12,15 +12,18 @@ the lower half only. Shapes: B batch, S crop side, K shape-map channels.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from ..face import lower_face_mask
 from .blocks import ConvBlock, encoder_stage, stage_channels
 from .generator import UpStage, draw_lower_half, num_stages
 
 SHAPE_CHANNELS = 3  # lip outlines, mouth opening (filled inner lip), jaw line
+PASTE_BLANK_FLOOR = 1e-3  # paste-mask weights above this count as pasted (its blurred rim included)
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,27 @@ class RendererDims:
     shape_channels: int = SHAPE_CHANNELS
     # What of the target the renderer does not see: "lower_half" (the first renderer) or "paste" (only where
     # paste-back's mask, face.lower_face_mask, reaches: the background and far cheeks beside it stay visible,
-    # so it draws only what a dub shows). See render.blanked.
+    # so it draws only what a dub shows). See blanked.
     input_mask: str = "lower_half"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@functools.lru_cache(maxsize=8)
+def blanked(size: int, input_mask: str = "lower_half") -> torch.Tensor:
+    """(size, size) bool: the target pixels the renderer does not see (``RendererDims.input_mask``). "paste":
+    wherever paste-back's mask has any weight in the lower half; what lies outside it is never replaced by a
+    dub, so the renderer may as well see it (and need not guess the background). Cached: a tensor shared by
+    every caller, not to be written to."""
+    out = torch.zeros(size, size, dtype=torch.bool)
+    if input_mask == "lower_half":
+        out[size // 2:] = True
+    elif input_mask == "paste":
+        out[size // 2:] = torch.from_numpy(lower_face_mask(size)[size // 2:] > PASTE_BLANK_FLOOR)
+    else:
+        raise ValueError(f"unknown renderer input_mask {input_mask!r} (lower_half or paste)")
+    return out
 
 
 class Renderer(nn.Module):
@@ -63,6 +82,4 @@ class Renderer(nn.Module):
         if self.dims.input_mask == "lower_half":
             return out
         # Where the target was seen, it is the answer: only the blanked part is drawn.
-        from ..render import blanked  # render builds on this module
-
         return torch.where(blanked(out.shape[-1], self.dims.input_mask).to(out.device), out, faces[:, :3])
