@@ -368,7 +368,8 @@ def run_little(args, expert, detector, work: Path) -> dict:
                 "figures": figures_of(drawn, frames.landmarks[idx]), "dub_musetalk_10s": judge(expert, dubbed),
                 "seconds": {"train": round(t_train), "dub_10s": round(t_dub)}, "steps": result.steps,
                 "curve": result.curve}
-        runs = (("jitter", args.augment), ("general", args.general), ("paste", args.paste_mask))  # without the plain run: a sheet of its own
+        # Without the plain run, a sheet of its own.
+        runs = (("jitter", args.augment), ("general", args.general), ("paste", args.paste_mask))
         tag = "".join(f"_{t}" for t, on in runs if on and args.no_plain)
         sheet(ROOT / "docs" / f"contact_sheet_{stem}_presenter{tag}.jpg", sheets)
         print(f"{stem}: {out[stem]}", flush=True)

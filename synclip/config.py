@@ -81,7 +81,7 @@ class TrainingConfig:
     presenter_minutes: float = 20.0  # presenter: wall-clock budget of its renderer's fine-tuning
     presenter_steps: int = 1500  # presenter: at most this many steps of 8 frames (whichever comes first)
     presenter_augment: bool = False  # presenter: jitter the training frames (helped one 20-s clip, not the other)
-    presenter_detail_weight: float = 1.0  # presenter: weight of the loss term against a blurred mouth (render.detail_loss)
+    presenter_detail_weight: float = 1.0  # presenter: weight of the term against a blurred mouth (render.detail_loss)
 
 
 @dataclass(frozen=True)

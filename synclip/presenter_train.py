@@ -156,7 +156,8 @@ def run_presenter(cfg: Config, out: Path, *, resume: bool = False, report=lambda
 
     expected_steps = min(t.presenter_steps, round(t.presenter_minutes * 60 / STEP_SECONDS))
     settings = FitSettings(minutes=t.presenter_minutes, max_steps=t.presenter_steps, batch=BATCH, lr=LEARNING_RATE,
-                           detail_weight=t.presenter_detail_weight, seed=t.seed, eval_every=max(10, expected_steps // CURVE_POINTS))
+                           detail_weight=t.presenter_detail_weight, seed=t.seed,
+                           eval_every=max(10, expected_steps // CURVE_POINTS))
     curve, interrupted = [], False
     bar = tqdm(desc="Fitting the presenter", total=100, unit="%", disable=not progress, leave=False,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")

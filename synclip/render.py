@@ -219,7 +219,8 @@ def _line(p: dict) -> str:
 @torch.no_grad()
 def draw(model: Renderer, targets: np.ndarray, references: np.ndarray, landmarks: np.ndarray,
          batch: int = 32) -> np.ndarray:
-    """Each target crop redrawn with the mouth of its landmarks -> (N, S, S, 3) uint8 (upper half unchanged)."""
+    """Each target crop redrawn with the mouth of its landmarks -> (N, S, S, 3) uint8 (what the renderer sees of
+    the target, ``blanked``'s complement, unchanged)."""
     out = []
     for a in range(0, len(targets), batch):
         faces, shapes = model_inputs(targets[a:a + batch], references[a:a + batch], landmarks[a:a + batch],

@@ -1,10 +1,11 @@
 """The presenter renderer: draws the lower face of a frame in a mouth shape given by face-mesh landmarks.
 
 Stage (b) of the two-stage presenter (stage (a), ``lips_audio.AudioToLips``, turns speech into the shape).
-Input: the target crop with its lower half (or the paste mask's part of it) blanked (pose, light, the upper face), a reference crop of the same
-person from another frame (what their lips, teeth and skin look like) and the shape map of the target's mouth
-(``render.shape_map``: lip outlines, mouth opening and jaw line rasterised at crop resolution, so the shape
-stays aligned with the pixels it governs). Output: the full crop, its upper half the target's own.
+Input: the target crop with its lower half, or only paste-back's part of it, blanked (``blanked``: what is left
+gives pose, light, the upper face), a reference crop of the same person from another frame (what their lips,
+teeth and skin look like) and the shape map of the target's mouth (``render.shape_map``: lip outlines, mouth
+opening and jaw line rasterised at crop resolution, so the shape stays aligned with the pixels it governs).
+Output: the full crop, what was not blanked the target's own.
 
 A U-Net as the generator's (``models.generator``) without the audio path; the finest decoder stages run on
 the lower half only. Shapes: B batch, S crop side, K shape-map channels.
