@@ -285,8 +285,11 @@ def sheet(path: Path, drawn: dict[str, dict[str, np.ndarray]], count: int = 8) -
 def run_little(args, expert, detector, work: Path) -> dict:
     from common import bench_config
 
+    from synclip.models.renderer import Renderer
     from synclip.prepare import prepare
+    from synclip.presenter import save_presenter
     from synclip.presenter_train import presenter_faces, run_presenter, source_videos
+    from synclip.render import load_renderer, with_input_mask
     from synclip.render_data import Frames
 
     out = {}
@@ -325,25 +328,16 @@ def run_little(args, expert, detector, work: Path) -> dict:
         if args.augment:  # the same start, the training frames jittered (render_data.jitter)
             starts["shipped model, jittered frames"] = (PRETRAINED, True)
         if args.paste_mask:  # the same start, the renderer blanking only paste-back's part of the target
-            from synclip.presenter import save_presenter
-            from synclip.render import with_input_mask
-
             pasted = replace(shipped, renderer=with_input_mask(shipped.renderer, "paste"),
                              meta={"init": "shipped renderer, input_mask paste"})
             save_presenter(work / "paste.pth", pasted)
             starts["shipped model, paste mask"] = (work / "paste.pth", False)
         if args.scratch:  # the same renderer with fresh weights: what the GRID speaker's training is worth
-            from synclip.models.renderer import Renderer
-            from synclip.presenter import save_presenter
-
             torch.manual_seed(0)
             fresh = replace(shipped, renderer=Renderer(shipped.renderer.dims), meta={"init": "random"})
             save_presenter(work / "fresh.pth", fresh)
             starts["random weights"] = (work / "fresh.pth", False)
         if args.general:  # a renderer trained on many faces (real_render.py --source lrc_ar) as the start
-            from synclip.presenter import save_presenter
-            from synclip.render import load_renderer
-
             general = replace(shipped, renderer=load_renderer(Path(args.general)),
                               meta={"init": f"general renderer {Path(args.general).name}"})
             save_presenter(work / "general.pth", general)
