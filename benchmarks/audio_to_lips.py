@@ -100,6 +100,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default 2, as corpus_cache sets)")
     p.add_argument("--sync-weight", type=float, default=0.0,
                    help="add the expert's offset loss on the predicted shapes (lips_audio.expert_sync_loss), this weight")
+    p.add_argument("--voice-warp", type=float, default=0.0,
+                   help="warp half the audio variants' frequencies by up to this much (lips_train.warp_voice)")
     args = p.parse_args()
     cache = corpus_cache(args.cache)
     if cache is None:
@@ -114,7 +116,8 @@ def main() -> int:
     lead = {k: int(v) for k, v in (item.split("=") for item in args.source_lead)}
     raw = load_sources(cache, list(dict.fromkeys(args.sources + ["grid_s1"])), lead)
     train = [to_train_clip(c, s, template, False) for s in args.sources for c in raw[s]["train"]]
-    add_audio_variants(train, [c.wav for s in args.sources for c in raw[s]["train"]], count=2)
+    add_audio_variants(train, [c.wav for s in args.sources for c in raw[s]["train"]], count=2,
+                       voice_warp=args.voice_warp)
     test = [to_train_clip(c, "grid_s1", template, False) for c in raw["grid_s1"]["test"]]
     val = {s: [to_train_clip(c, s, template, False) for c in raw[s]["val"]] for s in args.sources}
     loaded = time.perf_counter() - t0
@@ -135,7 +138,7 @@ def main() -> int:
     gaps = [correlation(lip_gap(d.lips)[ok], lip_gap(c.lips[:d.num_frames])[ok]) for c, d, ok in zip(test, preds, seen)]
     others = [test[(k + 1) % len(test)].feats for k in range(len(test))]
     result = {"sources": args.sources, "source_lead": lead, "train_clips": len(train), "steps": args.steps,
-              "sync_weight": args.sync_weight,
+              "sync_weight": args.sync_weight, "voice_warp": args.voice_warp,
               "train_seconds": round(trained), "history": history, "expert": str(args.expert),
               "lip_gap_correlation": {"mean": round(float(np.mean(gaps)), 4),
                                       "median": round(float(np.median(gaps)), 4)},

@@ -161,7 +161,7 @@ def train_run(args, data: dict, ck_path: Path, device) -> tuple[LipSyncExpert, d
     conv = convert(data, template, pixels)
     source_of = {id(c): s for s in args.sources for c in data[s]["train"]}
     train = [to_train_clip(c, source_of[id(c)], template, pixels) for c in train_raw]
-    add_audio_variants(train, [c.wav for c in train_raw], args.audio_variants)
+    add_audio_variants(train, [c.wav for c in train_raw], args.audio_variants, voice_warp=args.voice_warp)
     dims = LipSyncDims(face_input=args.face_input, hidden_dim=args.hidden, context_frames=args.context,
                        temporal=args.temporal, curve_input=args.curve_input)
     model = LipSyncExpert(dims)
@@ -186,7 +186,7 @@ def train_run(args, data: dict, ck_path: Path, device) -> tuple[LipSyncExpert, d
                   on_eval=on_eval)
     model.load_state_dict(load_checkpoint(ck_path)["state_dict"])
     info = {"face_input": args.face_input, "sources": args.sources, "train_clips": len(train),
-            "train_minutes": round(minutes, 1), "steps": args.steps, "best_step": best.get("step"), "val_offset_acc_pm1": best["acc"],
+            "train_minutes": round(minutes, 1), "steps": args.steps, "voice_warp": args.voice_warp, "best_step": best.get("step"), "val_offset_acc_pm1": best["acc"],
             "train_seconds": round(time.perf_counter() - t1), "history": history}
     return model, info, conv, val
 
@@ -204,6 +204,8 @@ def main() -> int:
     p.add_argument("--temporal", default="conv", choices=["conv", "transformer"],
                    help="the expert's 5-frame window model (models/temporal.py)")
     p.add_argument("--audio-variants", type=int, default=3, help="augmented copies of each clip's audio")
+    p.add_argument("--voice-warp", type=float, default=0.0,
+                   help="warp half the audio variants' frequencies by up to this much (0.15: x0.87-1.15; 0 = off)")
     p.add_argument("--train-fraction", type=float, default=1.0, help="use this share of the training clips")
     p.add_argument("--seed", type=int, default=0, help="initial weights and the order of training chunks")
     p.add_argument("--checkpoint", default="", help="where to write the expert (default: beside the results)")

@@ -54,7 +54,7 @@ _SLANEY_LOGSTEP = np.log(6.4) / 27.0  # log-Hz per mel on the log part
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / _SLANEY_F_SP_HZ
     # np.maximum keeps log() away from 0 Hz; those entries take the linear branch anyway.
@@ -62,7 +62,7 @@ def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     return np.where(hz >= _SLANEY_MIN_LOG_HZ, logarithmic, linear)
 
 
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
     linear = mel * _SLANEY_F_SP_HZ
     logarithmic = _SLANEY_MIN_LOG_HZ * np.exp(_SLANEY_LOGSTEP * (mel - _SLANEY_MIN_LOG_MEL))
@@ -81,7 +81,7 @@ def mel_filterbank() -> np.ndarray:
     """
     fft_hz = np.linspace(0.0, SAMPLE_RATE_HZ / 2, N_FREQS)
     # N_MELS + 2 edges: filter i rises from edge i, peaks at i + 1, falls to i + 2.
-    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(FMIN_HZ), _hz_to_mel(FMAX_HZ), N_MELS + 2))
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(FMIN_HZ), hz_to_mel(FMAX_HZ), N_MELS + 2))
     widths_hz = np.diff(edges_hz)
     ramps = edges_hz[:, None] - fft_hz[None, :]
     rising = -ramps[:-2] / widths_hz[:-1, None]

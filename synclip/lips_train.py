@@ -4,7 +4,8 @@ A *chunk* is CHUNK_FRAMES consecutive frames of one clip in which the face mesh 
 windows of its CHUNK_FRAMES - 4 sync windows. Each clip's audio also comes in augmented versions, made as
 waveforms before the log-mel is taken (noise at 0-20 dB SNR, another voice underneath, reverberation,
 telephone bandwidth, 8-bit companding, gain), so the expert learns timing that survives the recordings
-users bring, not only our corpus'.
+users bring, not only our corpus'. Optionally the log-mel is then warped along frequency (``warp_voice``: a
+longer or shorter vocal tract, a lower or higher voice), so two sources' few dozen voices stand for more.
 """
 
 from __future__ import annotations
@@ -47,11 +48,13 @@ def to_train_clip(clip: CorpusClip, source: str, template: np.ndarray, keep_crop
                      torch.from_numpy(clip.crops) if keep_crops else None, feats, [feats])
 
 
-def add_audio_variants(clips: list[TrainClip], wavs: list[np.ndarray], count: int, seed: int = 0) -> None:
+def add_audio_variants(clips: list[TrainClip], wavs: list[np.ndarray], count: int, seed: int = 0,
+                       voice_warp: float = 0.0) -> None:
     """Give each clip ``count`` augmented versions of its audio features (besides the clean one).
 
     Augmenting whole clips once, rather than every chunk at every step, costs seconds instead of most of
-    the training time, and the features are normalised per clip as scoring does.
+    the training time, and the features are normalised per clip as scoring does. ``voice_warp`` w > 0 warps
+    half of the variants' frequencies by a factor drawn log-uniformly from [1 / (1 + w), 1 + w].
     """
     rng = np.random.default_rng(seed)
     aug = AudioAugment(rng)
@@ -60,7 +63,23 @@ def add_audio_variants(clips: list[TrainClip], wavs: list[np.ndarray], count: in
         for _ in range(count):
             other = torch.from_numpy(wavs[int(rng.integers(len(wavs)))])
             other = F.pad(other, (0, max(0, len(x) - len(other))))[:len(x)]
-            clip.variants.append(A.normalize_mel(A.log_mel(aug(x, other))))
+            db = A.log_mel(aug(x, other))
+            if voice_warp > 0 and rng.random() < 0.5:
+                db = warp_voice(db, float(np.exp(rng.uniform(-1, 1) * np.log1p(voice_warp))))
+            clip.variants.append(A.normalize_mel(db))
+
+
+def warp_voice(db: torch.Tensor, factor: float) -> torch.Tensor:
+    """(M, N_MELS) log-mel of speech -> the same speech as a voice whose frequencies are all ``factor`` times
+    higher (formants and pitch alike, as a shorter vocal tract gives; < 1 a longer one). Each mel band takes
+    the level found at its centre frequency / factor, interpolated between bands; timing is untouched.
+    """
+    mels = np.linspace(A.hz_to_mel(A.FMIN_HZ), A.hz_to_mel(A.FMAX_HZ), A.N_MELS + 2)[1:-1]
+    centres = A.mel_to_hz(mels)
+    src = torch.from_numpy(np.interp(centres / factor, centres, np.arange(A.N_MELS)).astype(np.float32))
+    lo = src.floor().long().clamp(max=A.N_MELS - 2)
+    w = (src - lo).clamp(0, 1)
+    return db[:, lo] * (1 - w) + db[:, lo + 1] * w
 
 
 def valid_starts(clip: TrainClip, length: int) -> np.ndarray:

@@ -9,8 +9,8 @@ from conftest import real_media
 
 from synclip import audio as A
 from synclip.lips_eval import Case, reference_cases, summarise, windows_for
-from synclip.lips_train import (CHUNK_FRAMES, ChunkSampler, TrainClip, add_at_snr, coloured_noise, reverberate,
-                                valid_starts)
+from synclip.lips_train import (CHUNK_FRAMES, ChunkSampler, TrainClip, add_at_snr, add_audio_variants,
+                                coloured_noise, reverberate, valid_starts, warp_voice)
 from synclip.mesh import (LIP_FEATURES, frontalise, lip_features, make_template, mouth_opening,
                           similarity_fit)
 from synclip.models.lipsync import LipSyncDims, LipSyncExpert
@@ -88,6 +88,29 @@ def test_reverberation_keeps_length_and_peak_and_smears_a_click():
     assert len(y) == len(x) and float(y.abs().max()) == pytest.approx(1.0, abs=1e-5)
     assert float(y[1000 + 1600:].abs().max()) > 1e-3  # energy 100 ms later: a room
     assert float(y[:1000].abs().max()) < 1e-4  # nothing before the sound (causal)
+
+
+def test_voice_warp_moves_a_tone_to_the_warped_frequency_and_keeps_timing():
+    t = np.arange(16000) / A.SAMPLE_RATE_HZ
+    tone = lambda hz: (0.5 * np.sin(2 * np.pi * hz * t) * (t < 0.5)).astype(np.float32)  # noqa: E731
+    db = A.log_mel(tone(400.0))
+    for factor in (1 / 1.2, 1.2):
+        warped, truth = warp_voice(db, factor), A.log_mel(tone(400.0 * factor))
+        assert warped.shape == db.shape
+        assert int(warped[20].argmax()) == int(truth[20].argmax()) != int(db[20].argmax())
+        assert torch.equal(warped.max(1).values > -60, db.max(1).values > -60)  # the tone stops when it stopped
+    assert torch.allclose(warp_voice(db, 1.0), db, atol=1e-4)
+
+
+def test_audio_variants_include_warped_voices_only_when_asked():
+    wav = (np.random.default_rng(0).normal(size=16000) * 0.1).astype(np.float32)
+    plain, again, warped = train_clip(25), train_clip(25), train_clip(25)
+    add_audio_variants([plain], [wav], 4, seed=3)
+    add_audio_variants([again], [wav], 4, seed=3, voice_warp=0.0)
+    add_audio_variants([warped], [wav], 4, seed=3, voice_warp=0.2)
+    assert len(plain.variants) == len(warped.variants) == 5
+    assert all(torch.equal(a, b) for a, b in zip(plain.variants[1:], again.variants[1:]))
+    assert any(not torch.allclose(a, b) for a, b in zip(plain.variants[1:], warped.variants[1:]))
 
 
 def train_clip(frames: int, present: np.ndarray | None = None) -> TrainClip:
