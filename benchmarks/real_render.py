@@ -18,6 +18,11 @@ mouth box (around the real lips) sharpness (variance of the Laplacian, over the 
 difference (Delta E of the mean colour); also on the pause frames (real mouth closed).
 Writes benchmarks/results/real_render.json and docs/contact_sheet_grid_render.png.
 
+``--shape-weight W`` adds ``render.shape_loss``: a lip reader (``models.lip_reader``; trained first on the
+jittered training frames and kept at ``--reader`` when that file is missing) reads the mouth points of every
+drawn crop, and each step also draws half a batch in another frame's mouth (``Frames.swap_sampler``), judged
+by the reader alone. Whether a renderer follows the map is measured by benchmarks/render_follow.py.
+
 ``--source lrc_ar``: the same on the Arabic news presenters (many faces, split by blocks of clip numbers as
 the expert's), a general renderer to start a new presenter from (``real_presenter.py --general``); it writes
 real_render_lrc_ar.json, docs/contact_sheet_lrc_ar_render.jpg and renderer_lrc_ar_128.pth.
@@ -234,14 +239,20 @@ def run(args) -> int:
             model, start = Renderer(RendererDims(input_size=CROP_PX, base_channels=args.base,
                                                  input_mask=args.input_mask or "lower_half")), []
         settings = FitSettings(minutes=args.minutes, max_steps=args.steps, batch=args.batch, lr=args.lr,
-                               eval_every=args.eval_every, detail_weight=args.detail_weight)
+                               eval_every=args.eval_every, detail_weight=args.detail_weight,
+                               shape_weight=args.shape_weight)
+        reader, reader_record = (lip_reader(args, train, test, idx) if args.shape_weight else (None, None))
         t0 = time.perf_counter()
-        curve = start + fit(model, train.sampler(), settings, evaluate, report=lambda s: print(s, flush=True))
+        curve = start + fit(model, train.sampler(), settings, evaluate, report=lambda s: print(s, flush=True),
+                            reader=reader, swap=train.swap_sampler() if args.shape_weight else None)
         training = {"seconds": round(time.perf_counter() - t0), "steps": curve[-1]["step"] if curve else 0,
                     "minutes_budget": args.minutes, "batch": args.batch, "lr": args.lr, "threads": args.threads,
                     "init": args.init, "input_mask": model.dims.input_mask, "detail_weight": args.detail_weight,
                     "loss": "L1 + gradient L1 + 0.2 (1 - SSIM), lips weighted"
-                            + (f" + {args.detail_weight} render.detail_loss" if args.detail_weight else "")}
+                            + (f" + {args.detail_weight} render.detail_loss" if args.detail_weight else "")
+                            + (f" + {args.shape_weight} render.shape_loss (own and swapped mouths)"
+                               if args.shape_weight else ""),
+                    "shape_weight": args.shape_weight, "lip_reader": reader_record}
         if args.init:  # what the fine-tuned renderer had behind it
             training["init_training"] = json.loads(Path(args.init_record).read_text()).get("training", {}) \
                 if args.init_record and Path(args.init_record).is_file() else None
@@ -259,6 +270,31 @@ def run(args) -> int:
                                 for k in pick]}
     save_result(args.out, result)
     return 0
+
+
+def lip_reader(args, train: Frames, test: Frames, idx: np.ndarray) -> tuple:
+    """The lip reader the shape term reads drawn mouths with: loaded from --reader if that file exists, else
+    trained on the training frames (jittered) for --reader-steps and saved there. -> (reader, its record)."""
+    from synclip.models.lip_reader import LipReader
+    from synclip.render import fit_reader, reader_error
+
+    path, reader = Path(args.reader), LipReader(CROP_PX)
+    held = idx[:: max(1, len(idx) // 1000)]
+    if path.is_file():
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        reader.load_state_dict(data["state_dict"])
+        record = data["record"] and json.loads(data["record"])
+    else:
+        t0 = time.perf_counter()
+        curve = fit_reader(reader, train.sampler(augment=True), args.reader_steps,
+                           test=(test.crops[held], test.landmarks[held]), report=lambda s: print(s, flush=True))
+        record = {"file": path.name, "steps": args.reader_steps, "seconds": round(time.perf_counter() - t0),
+                  "trained_on": "the training frames, jittered (render_data.jitter)", "curve": curve}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": reader.state_dict(), "record": json.dumps(record)}, path)
+    record["test_error_px"] = round(reader_error(reader, test.crops[held], test.landmarks[held]), 3)
+    print(f"lip reader {path}: {record['test_error_px']} px on {len(held)} test frames", flush=True)
+    return reader.eval(), record
 
 
 def measure(model, test: Frames, idx: np.ndarray, refs: np.ndarray, box: tuple[int, int], args
@@ -330,6 +366,11 @@ def main() -> int:
                    help="what of the target the renderer does not see (models.renderer.RendererDims; default: "
                         "the --init renderer's, else lower_half)")
     p.add_argument("--detail-weight", type=float, default=0.0, help="weight of render.detail_loss (0: off)")
+    p.add_argument("--shape-weight", type=float, default=0.0,
+                   help="weight of render.shape_loss per pixel of mouth-point error (0: off); needs a lip reader")
+    p.add_argument("--reader", default=str(RENDERER.with_name("lip_reader_128.pth")),
+                   help="the lip reader of the shape term (trained here first when the file is missing)")
+    p.add_argument("--reader-steps", type=int, default=1500)
     p.add_argument("--out", default=None, help="default: results/real_render.json (grid_s1), real_render_lrc_ar.json")
     p.add_argument("--sheet", default=None,
                    help="default: docs/contact_sheet_grid_render.png (grid_s1), contact_sheet_lrc_ar_render.jpg")

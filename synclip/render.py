@@ -7,6 +7,11 @@ adds an edge term (L1 between image gradients) and SSIM, which both punish a sme
 the mean of the textures a mouth might have, which is smooth; the optional detail term (``detail_loss``)
 also asks for as much local high-frequency energy as the truth has, wherever that detail lies.
 
+A frame's own mesh always agrees with the rest of the frame, a dub's shapes do not: the optional shape term
+(``shape_loss``) also draws frames in another frame's mouth shape (``render_data.Frames.swap_sampler``) and
+asks a lip reader (``models.lip_reader``, trained by ``fit_reader`` on real frames) to find that shape in
+the drawing, so the renderer learns to follow the map where the frame around it says otherwise.
+
 Crops are (N, S, S, 3) uint8 RGB; landmarks (N, 468, 3) in units of the crop side (``lips.LipTrack``).
 """
 
@@ -26,6 +31,7 @@ import torch.nn.functional as F
 from .errors import CheckpointError
 from .mesh import LIPS_INNER, LIPS_OUTER, MOUTH_POINTS, frame_poses
 from .metrics import ssim
+from .models.lip_reader import LipReader
 from .models.renderer import Renderer, RendererDims, blanked
 from .store import atomic_path
 
@@ -147,6 +153,60 @@ def render_loss(pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor | 
     return loss, {"l1": l1.item(), "edge": edge.item(), "ssim": s.item(), "detail": detail.item()}
 
 
+def mouth_points(landmarks: np.ndarray) -> torch.Tensor:
+    """(N, 468, 3) landmarks -> (N, P, 2) float32 x, y of MOUTH_POINTS (what a ``LipReader`` reads)."""
+    return torch.from_numpy(np.ascontiguousarray(landmarks[:, list(MOUTH_POINTS), :2], np.float32))
+
+
+def shape_loss(reader: LipReader, pred: torch.Tensor, landmarks: np.ndarray) -> torch.Tensor:
+    """Mean distance in pixels between the mouth points ``reader`` finds in the drawn (B, 3, S, S) crops and
+    those of the (B, 468, 3) landmarks they were drawn from."""
+    size = pred.shape[-1]
+    found = reader(pred[:, :, size // 2:])
+    return (found - mouth_points(landmarks).to(pred.device)).norm(dim=-1).mean() * size
+
+
+def fit_reader(reader: LipReader, sample: Callable[[np.random.Generator, int], tuple], steps: int,
+               batch: int = 32, lr: float = 2e-3, seed: int = 0, report: Callable[[str], None] = print,
+               test: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
+    """Train ``reader`` on real crops and their own mesh (``sample`` as ``fit`` takes it; the references are
+    not used). Its mean_points start at the first batches' mean. Returns the curve: train error and, with
+    ``test`` (crops, landmarks), test error, in pixels, every steps // 8."""
+    rng = np.random.default_rng(seed)
+    first = sample(rng, 256)
+    reader.mean_points.copy_(mouth_points(first[2]).mean(0))
+    opt = torch.optim.AdamW(reader.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
+    curve, running = [], []
+    reader.train()
+    for step in range(1, steps + 1):
+        targets, _, lms = sample(rng, batch)
+        loss = shape_loss(reader, to_tensor(targets), lms)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        running.append(loss.item())
+        if step % max(1, steps // 8) == 0 or step == steps:
+            point = {"step": step, "train_px": round(float(np.mean(running)), 3)}
+            if test is not None:
+                point["test_px"] = round(reader_error(reader, *test), 3)
+                reader.train()
+            curve.append(point)
+            report(" ".join(f"{k}={v}" for k, v in point.items()))
+            running = []
+    return curve
+
+
+@torch.no_grad()
+def reader_error(reader: LipReader, crops: np.ndarray, landmarks: np.ndarray, batch: int = 64) -> float:
+    """Mean distance in pixels between the mouth points ``reader`` finds in (N, S, S, 3) crops and theirs."""
+    reader.eval()
+    errs = [shape_loss(reader, to_tensor(crops[a:a + batch]), landmarks[a:a + batch]).item() * len(crops[a:a + batch])
+            for a in range(0, len(crops), batch)]
+    return float(np.sum(errs) / max(1, len(crops)))
+
+
 @dataclass
 class FitSettings:
     minutes: float = 60.0  # wall time for training (pauses of the process count too)
@@ -157,15 +217,23 @@ class FitSettings:
     seed: int = 0
     eval_every: int = 250
     detail_weight: float = 0.0  # weight of render.detail_loss; 0 is the loss the first renderer trained with
+    shape_weight: float = 0.0  # weight of render.shape_loss (per pixel of error); needs a reader and swaps
 
 
 def fit(model: Renderer, sample: Callable[[np.random.Generator, int], tuple], settings: FitSettings,
         evaluate: Callable[[Renderer], dict] | None = None, report: Callable[[str], None] = print,
-        on_step: Callable[[int, float], None] | None = None) -> list[dict]:
+        on_step: Callable[[int, float], None] | None = None, reader: LipReader | None = None,
+        swap: Callable[[np.random.Generator, int], tuple] | None = None) -> list[dict]:
     """Train until the time budget or max_steps is spent. ``sample(rng, batch)`` -> (targets, references,
     landmarks) numpy arrays as ``model_inputs`` takes them. Returns the curve: mean loss terms per
     ``eval_every`` steps and ``evaluate(model)``'s figures there. ``on_step(steps done, share of the budget
-    spent)`` after every step (a progress bar)."""
+    spent)`` after every step (a progress bar). With ``settings.shape_weight``, ``reader`` (frozen) reads
+    the mouth of every drawn crop, and each step also draws half a batch from ``swap(rng, batch)`` (frames
+    given another frame's mouth: no pixel loss, only the shape term)."""
+    if settings.shape_weight and (reader is None or swap is None):
+        raise ValueError("shape_weight needs a lip reader and a swap sampler")
+    if reader is not None:
+        reader.eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
     rng = np.random.default_rng(settings.seed)
     budget = settings.minutes * 60.0
@@ -180,15 +248,23 @@ def fit(model: Renderer, sample: Callable[[np.random.Generator, int], tuple], se
                                          * 0.5 * (1 + math.cos(math.pi * done)))
         targets, refs, lms = sample(rng, settings.batch)
         faces, shapes = model_inputs(targets, refs, lms, model.dims.input_mask)
-        loss, terms = render_loss(model(faces, shapes), to_tensor(targets), mouth_weight(shapes),
-                                  settings.detail_weight)
+        pred = model(faces, shapes)
+        loss, terms = render_loss(pred, to_tensor(targets), mouth_weight(shapes), settings.detail_weight)
+        terms["shape"] = terms["swapped_shape"] = 0.0
+        if settings.shape_weight:
+            own = shape_loss(reader, pred, lms)
+            s_targets, s_refs, s_lms = swap(rng, max(1, settings.batch // 2))
+            swapped = shape_loss(reader, model(*model_inputs(s_targets, s_refs, s_lms, model.dims.input_mask)), s_lms)
+            loss = loss + settings.shape_weight * (own + swapped) / 2
+            terms.update(shape=own.item(), swapped_shape=swapped.item())
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
         if on_step is not None:
             on_step(step, max(step / settings.max_steps, (time.perf_counter() - t0) / budget))
-        running.append([loss.item(), terms["l1"], terms["edge"], terms["ssim"], terms["detail"]])
+        running.append([loss.item(), terms["l1"], terms["edge"], terms["ssim"], terms["detail"], terms["shape"],
+                        terms["swapped_shape"]])
         if step % settings.eval_every == 0:
             curve.append(_point(step, t0, running, model, evaluate))
             report(_line(curve[-1]))
@@ -205,6 +281,8 @@ def _point(step: int, t0: float, running: list, model: Renderer, evaluate) -> di
     point = {"step": step, "seconds": round(time.perf_counter() - t0), "loss": round(float(m[0]), 4),
              "l1": round(float(m[1]), 4), "edge": round(float(m[2]), 4), "train_ssim": round(float(m[3]), 4),
              "detail": round(float(m[4]), 4)}
+    if m[5] or m[6]:  # the shape term's pixels: on the frames' own mouths and on swapped ones
+        point.update(shape_px=round(float(m[5]), 3), swapped_shape_px=round(float(m[6]), 3))
     if evaluate is not None:
         model.eval()
         point.update(evaluate(model))

@@ -22,6 +22,7 @@ from . import media
 from .corpus import MIN_FACE_SHARE, track_videos  # clips meshed in fewer frames are left out, as in the corpus
 from .errors import DataError
 from .lips import lip_track
+from .mesh import MOUTH_POINTS, frame_poses, make_template
 from .store import write_arrays, write_json_atomic
 
 CACHE_FORMAT = 1
@@ -123,6 +124,42 @@ class Frames:
             out = [jitter(t, r, lm, rng) for t, r, lm in zip(targets, references, landmarks)]
             return tuple(np.stack(x) for x in zip(*out))
         return sample
+
+    def swap_sampler(self, template: np.ndarray | None = None):
+        """``sample(rng, batch)`` -> (targets, references, landmarks) as ``sampler``, but each target's
+        mouth points are another frame's of its clip (at least ``reference_gap`` frames away), carried onto
+        the target's pose through ``template`` (default: one made from these frames): the mouth a dub would
+        ask of that frame, which the frame's own pixels around it do not show. There is no true picture of
+        it, so these feed only ``render.shape_loss``."""
+        usable = np.flatnonzero(self.present)
+        poses = self.poses(template)
+
+        def sample(rng: np.random.Generator, batch: int):
+            idx = rng.choice(usable, batch)
+            refs = np.array([self.reference(rng, int(i)) for i in idx])
+            donors = [self.reference(rng, int(i)) for i in idx]  # another frame of the clip gives the mouth
+            landmarks = np.stack([mouth_onto(self.landmarks[i], self.landmarks[j], poses[int(i)], poses[j])
+                                  for i, j in zip(idx, donors)])
+            return self.crops[idx], self.crops[refs], landmarks
+        return sample
+
+    def poses(self, template: np.ndarray | None = None) -> dict[int, tuple]:
+        """{frame: (s, R, shift)} of every frame with a mesh onto ``template`` (``mesh.frame_poses``; default
+        template: one made from these frames)."""
+        usable = np.flatnonzero(self.present)
+        template = make_template(self.landmarks[usable[::10]]) if template is None else template
+        return {int(usable[t]): pose for t, pose in frame_poses(self.landmarks[usable], template).items()}
+
+
+def mouth_onto(landmarks: np.ndarray, donor: np.ndarray, pose: tuple, donor_pose: tuple) -> np.ndarray:
+    """(468, 3) landmarks with their mouth points replaced by ``donor``'s (another frame of the same face),
+    carried from the donor's pose onto theirs (poses as ``mesh.frame_poses`` gives them)."""
+    (s, r, t), (sd, rd, td) = pose, donor_pose
+    mouth = list(MOUTH_POINTS)
+    frontal = sd * donor[mouth].astype(np.float64) @ rd.T + td
+    out = landmarks.copy()
+    out[mouth] = ((frontal - t) @ r / s).astype(landmarks.dtype)
+    return out
 
 
 JITTER_SCALE, JITTER_SHIFT, JITTER_DEGREES, JITTER_GAIN = 0.05, 0.03, 3.0, 0.1  # at most: +-5%, +-3% of the side

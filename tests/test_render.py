@@ -195,3 +195,95 @@ def test_detail_loss_prefers_a_sharp_copy_to_a_blurred_one():
     assert (blurred - truth).abs().mean() < (moved - truth).abs().mean()
     assert detail_loss(moved, truth, w) < detail_loss(blurred, truth, w)
     assert detail_loss(truth, truth, w) < 1e-3 < detail_loss(blurred, truth, w)
+
+
+def posed_clip(frames: int = 24) -> np.ndarray:
+    """(T, 468, 3) one head, turned, scaled and moved a little more each frame, its mouth opening by t."""
+    base = face_landmarks(3)
+    out = []
+    for t in range(frames):
+        f = base.copy()
+        f[list(LIPS_INNER)[:10], 1] += 0.002 * t  # the lower inner lip drops: the opening is the frame's own
+        angle = 0.01 * t
+        rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+        out.append(((1 + 0.005 * t) * f @ rot.T + 0.002 * t).astype(np.float32))
+    return np.stack(out)
+
+
+def test_swap_sampler_gives_each_frame_another_frames_mouth_on_its_own_pose():
+    from synclip.mesh import STABLE
+    from synclip.render_data import FaceClip, Frames
+
+    lms = posed_clip()
+    crops = np.zeros((len(lms), SIZE, SIZE, 3), np.uint8)
+    crops[:, 0, 0, 0] = np.arange(len(lms))  # each crop says which frame it is
+    frames = Frames([FaceClip("c", crops, lms)], reference_gap=5)
+    targets, refs, swapped = frames.swap_sampler()(np.random.default_rng(0), 16)
+    for target, ref, lm in zip(targets, refs, swapped):
+        i, r = int(target[0, 0, 0]), int(ref[0, 0, 0])
+        assert abs(i - r) >= 5
+        assert np.array_equal(lm[list(STABLE)], lms[i, list(STABLE)])  # the frame's own head and pose
+        # the mouth is another frame's: undo frame i's pose and find which frame's mouth it is
+        gaps = [np.linalg.norm(lm[list(LIPS_INNER)] - posed_mouth(lms, i, j)) for j in range(len(lms))]
+        donor = int(np.argmin(gaps))
+        assert abs(donor - i) >= 5 and gaps[donor] < 1e-4
+
+
+def posed_mouth(lms: np.ndarray, i: int, j: int) -> np.ndarray:
+    """Frame j's inner lips carried onto frame i's pose (the clip's poses are known here: see posed_clip)."""
+    def pose(t):
+        a = 0.01 * t
+        return 1 + 0.005 * t, np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]]), 0.002 * t
+
+    (si, ri, ti), (sj, rj, tj) = pose(i), pose(j)
+    frontal = (lms[j, list(LIPS_INNER)] - tj) @ rj / sj
+    return si * frontal @ ri.T + ti
+
+
+def test_lip_reader_learns_where_the_mouth_is(one_thread):
+    """Crops with a dark mouth drawn where the landmarks put it: the reader beats always guessing the mean."""
+    import cv2
+
+    from synclip.models.lip_reader import LipReader
+    from synclip.render import fit_reader, reader_error
+
+    rng = np.random.default_rng(0)
+    lms = np.repeat(face_landmarks(1)[None], 64, 0)
+    crops = np.full((64, SIZE, SIZE, 3), 200, np.uint8)
+    for k in range(64):
+        dx, dy = rng.uniform(-0.1, 0.1, 2)
+        lms[k, list(MOUTH_POINTS), 0] += dx
+        lms[k, list(MOUTH_POINTS), 1] += dy * 0.5
+        cx, cy = lms[k, list(MOUTH_POINTS), :2].mean(0) * SIZE
+        cv2.ellipse(crops[k], (int(cx), int(cy)), (8, 3), 0, 0, 360, (40, 20, 20), -1)
+    torch.manual_seed(0)
+    reader = LipReader(SIZE, base_channels=8)
+
+    def sample(r, batch):
+        idx = r.integers(0, 48, batch)
+        return crops[idx], crops[idx], lms[idx]
+
+    curve = fit_reader(reader, sample, steps=120, batch=16, lr=3e-3, report=lambda s: None)
+    assert curve[-1]["step"] == 120
+    mean_guess = np.linalg.norm(lms[48:, list(MOUTH_POINTS), :2] - lms[:48, list(MOUTH_POINTS), :2].mean(0),
+                                axis=-1).mean() * SIZE
+    assert reader_error(reader, crops[48:], lms[48:]) < 0.6 * mean_guess
+
+
+def test_shape_term_needs_a_reader_and_swaps_and_reports_both_errors(one_thread):
+    from synclip.models.lip_reader import LipReader
+
+    model, crops = tiny(), smooth_crops(4)
+    lms = np.stack([face_landmarks(k) for k in range(4)])
+
+    def sample(r, batch):
+        return crops[:batch], crops[::-1][:batch], lms[:batch]
+
+    with pytest.raises(ValueError, match="lip reader"):
+        fit(model, sample, FitSettings(max_steps=1, batch=4, shape_weight=1.0), report=lambda s: None)
+    reader = LipReader(SIZE, base_channels=4)
+    before = {k: v.clone() for k, v in reader.state_dict().items()}
+    curve = fit(model, sample, FitSettings(max_steps=2, batch=4, eval_every=2, shape_weight=0.05),
+                report=lambda s: None, reader=reader, swap=sample)
+    assert curve[-1]["shape_px"] > 0 and curve[-1]["swapped_shape_px"] > 0
+    assert all(torch.equal(v, reader.state_dict()[k]) for k, v in before.items())  # the reader stays frozen
