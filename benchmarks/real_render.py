@@ -283,7 +283,7 @@ def lip_reader(args, train: Frames, test: Frames, idx: np.ndarray) -> tuple:
     if path.is_file():
         data = torch.load(path, map_location="cpu", weights_only=True)
         reader.load_state_dict(data["state_dict"])
-        record = data["record"] and json.loads(data["record"])
+        record = json.loads(data.get("record") or "{}")
     else:
         t0 = time.perf_counter()
         curve = fit_reader(reader, train.sampler(augment=True), args.reader_steps,
