@@ -90,11 +90,24 @@ def frame_poses(landmarks: np.ndarray, template: np.ndarray) -> dict[int, tuple[
             for t, frame in enumerate(landmarks) if not np.isnan(frame[0, 0])}
 
 
+def to_template(points: np.ndarray, pose: tuple[float, np.ndarray, np.ndarray]) -> np.ndarray:
+    """(K, 3) points of one frame -> where they lie on the template, by that frame's pose (s, R, shift), as
+    ``similarity_fit`` and ``frame_poses`` give it."""
+    s, r, shift = pose
+    return s * points @ r.T + shift
+
+
+def from_template(points: np.ndarray, pose: tuple[float, np.ndarray, np.ndarray]) -> np.ndarray:
+    """(K, 3) points on the template -> where they lie in the frame of that pose: ``to_template`` undone."""
+    s, r, shift = pose
+    return (points - shift) @ r / s
+
+
 def frontalise(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
     """(T, 468, 3) landmarks (NaN rows allowed) -> the same, each frame moved onto ``template`` (len(STABLE), 3)."""
     out = np.full_like(landmarks, np.nan, dtype=np.float32)
-    for t, (s, r, shift) in frame_poses(landmarks, template).items():
-        out[t] = (s * landmarks[t] @ r.T + shift).astype(np.float32)
+    for t, pose in frame_poses(landmarks, template).items():
+        out[t] = to_template(landmarks[t], pose).astype(np.float32)
     return out
 
 
@@ -111,8 +124,7 @@ def make_template(landmarks: np.ndarray, iterations: int = 3) -> np.ndarray:
     for _ in range(iterations):
         aligned = []
         for f in frames:
-            s, r, shift = similarity_fit(f, ref)
-            aligned.append(s * f @ r.T + shift)
+            aligned.append(to_template(f, similarity_fit(f, ref)))
         ref = np.mean(aligned, 0)
         ref -= ref.mean(0)
         ref /= np.sqrt((ref ** 2).sum(1).mean())

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CheckpointError
-from .mesh import LIPS_INNER, LIPS_OUTER, MOUTH_POINTS, frame_poses
+from .mesh import LIPS_INNER, LIPS_OUTER, MOUTH_POINTS, frame_poses, from_template, to_template
 from .metrics import ssim
 from .models.lip_reader import LipReader
 from .models.renderer import Renderer, RendererDims, blanked
@@ -313,8 +313,8 @@ def rest_mouth(landmarks: np.ndarray, template: np.ndarray, poses: dict | None =
     poses = frame_poses(landmarks, template) if poses is None else poses
     if not poses:
         raise ValueError("no frame with landmarks to take the rest mouth from")
-    return np.median(np.stack([s * landmarks[t, list(MOUTH_POINTS)] @ r.T + shift
-                               for t, (s, r, shift) in poses.items()]), axis=0)
+    return np.median(np.stack([to_template(landmarks[t, list(MOUTH_POINTS)], pose) for t, pose in poses.items()]),
+                     axis=0)
 
 
 def mouth_from_features(landmarks: np.ndarray, features: np.ndarray, template: np.ndarray,
@@ -329,8 +329,8 @@ def mouth_from_features(landmarks: np.ndarray, features: np.ndarray, template: n
         return out
     rest = rest_mouth(landmarks, template, poses) if rest is None else rest
     mouth = rest[None] + features.reshape(len(features), -1, 3)
-    for t, (s, r, shift) in poses.items():
-        out[t, list(MOUTH_POINTS)] = ((mouth[t] - shift) @ r / s).astype(np.float32)
+    for t, pose in poses.items():
+        out[t, list(MOUTH_POINTS)] = from_template(mouth[t], pose).astype(np.float32)
     return out
 
 

@@ -22,7 +22,7 @@ from . import media
 from .corpus import MIN_FACE_SHARE, track_videos  # clips meshed in fewer frames are left out, as in the corpus
 from .errors import DataError
 from .lips import lip_track
-from .mesh import MOUTH_POINTS, frame_poses, make_template
+from .mesh import MOUTH_POINTS, frame_poses, from_template, make_template, to_template
 from .store import write_arrays, write_json_atomic
 
 CACHE_FORMAT = 1
@@ -154,11 +154,9 @@ class Frames:
 def mouth_onto(landmarks: np.ndarray, donor: np.ndarray, pose: tuple, donor_pose: tuple) -> np.ndarray:
     """(468, 3) landmarks with their mouth points replaced by ``donor``'s (another frame of the same face),
     carried from the donor's pose onto theirs (poses as ``mesh.frame_poses`` gives them)."""
-    (s, r, t), (sd, rd, td) = pose, donor_pose
     mouth = list(MOUTH_POINTS)
-    frontal = sd * donor[mouth].astype(np.float64) @ rd.T + td
     out = landmarks.copy()
-    out[mouth] = ((frontal - t) @ r / s).astype(landmarks.dtype)
+    out[mouth] = from_template(to_template(donor[mouth].astype(np.float64), donor_pose), pose).astype(landmarks.dtype)
     return out
 
 
