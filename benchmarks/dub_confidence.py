@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from audio_to_lips import speech_pieces
 from common import REAL, RESULTS, save_result
-from real_render import CACHE, EXPERT_CACHE
-from real_render_sync import SPEECH, Face, dub_targets, judge, load_models, remesh, speech_feats, test_clips
+from real_render import EXPERT_CACHE
+from real_render_sync import (SPEECH, Face, dub_targets, inputs_missing, judge, load_models, remesh, speech_feats,
+                              test_clips)
 from torch.nn import functional as F
 
 from synclip import audio as A  # noqa: E402
@@ -187,9 +188,7 @@ def main() -> int:
     p.add_argument("--independent", default="", help="a second expert (same template): refines and judges too")
     p.add_argument("--out", default=str(RESULTS / "dub_confidence.json"))
     args = p.parse_args()
-    missing = [str(x) for x in (CACHE, EXPERT_CACHE, Path(args.presenter)) if not x.is_file()]
-    if missing:
-        print(f"skipped: missing {', '.join(missing)} (see benchmarks/real_render.py and audio_to_lips.py)")
+    if inputs_missing(Path(args.presenter)):
         return 0
     out = run(args)
     for jname, table in out["tables"].items():

@@ -206,6 +206,14 @@ def run(args) -> dict:
             "seconds": round(time.perf_counter() - t_start)}
 
 
+def inputs_missing(presenter: Path) -> bool:
+    """True (and says what to run) when real_render.py's caches or the presenter model are not there."""
+    missing = [str(x) for x in (CACHE, EXPERT_CACHE, presenter) if not x.is_file()]
+    if missing:
+        print(f"skipped: missing {', '.join(missing)} (see benchmarks/real_render.py and audio_to_lips.py)")
+    return bool(missing)
+
+
 def print_table(table: dict) -> None:
     print(f"{'row':58s} {'cases':>5s} {'0+-1':>6s} {'conf':>6s} {'/real':>6s} {'score':>6s} {'ref 0+-1':>8s} "
           f"{'meshed':>6s}")
@@ -221,9 +229,7 @@ def main() -> int:
     p.add_argument("--out", default=str(RESULTS / "real_render_sync.json"))
     p.add_argument("--presenter", default=str(PRETRAINED), help="the presenter model (renderer + AudioToLips)")
     args = p.parse_args()
-    missing = [str(x) for x in (CACHE, EXPERT_CACHE, Path(args.presenter)) if not x.is_file()]
-    if missing:
-        print(f"skipped: missing {', '.join(missing)} (see benchmarks/real_render.py and audio_to_lips.py)")
+    if inputs_missing(Path(args.presenter)):
         return 0
     out = run(args)
     print_table(out["table"])
