@@ -295,6 +295,11 @@ def _dub(args: argparse.Namespace, audio: str) -> int:
 
     from .dub import dub_video
 
+    source = args.video if args.video is not None else args.image
+    for flag, value in (("--video" if args.video is not None else "--image", source), ("--audio", audio),
+                        ("--out", args.out)):
+        if not value:  # an empty string (an unset shell variable) would read as the current folder
+            raise InputError(f"{flag} is empty", fix=f"give {flag} the path of a file")
     cfg = _config(args)
     model, trained_on = _dub_model(args, cfg)
     bar = tqdm(desc="dub", unit="frame", disable=args.quiet)
@@ -303,7 +308,7 @@ def _dub(args: argparse.Namespace, audio: str) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    ok, msg = dub_video(model, args.video or args.image, audio, args.out,
+    ok, msg = dub_video(model, source, audio, args.out,
                         data=replace(trained_on, detector=cfg.data.detector), opts=_dub_options(args),
                         progress=on_progress)
     bar.close()

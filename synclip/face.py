@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,23 +56,28 @@ def _rescale(detections: list[Detection], scale: float) -> None:
             det.keypoints = det.keypoints / scale
 
 
+_STDERR_LOCK = threading.RLock()  # one redirection of fd 2 at a time: interleaved ones could leave it at /dev/null
+
+
 @contextlib.contextmanager
 def quiet_stderr():
-    """Silence the C++ side's stderr (file descriptor 2) for the duration; Python's logging is unaffected."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        sys.stderr.flush()
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    """Silence the C++ side's stderr (file descriptor 2) for the duration; Python's logging is unaffected.
+    Threads take turns (the scan meshes in a thread of its own)."""
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            sys.stderr.flush()
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 class FaceDetector:

@@ -46,6 +46,7 @@ class FaceMesh:
                                             min_detection_confidence=min_confidence,
                                             min_tracking_confidence=min_confidence)
             self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        self._found_one = False  # mediapipe warns on stderr (NORM_RECT...) when it first projects a face
 
     def run(self, crop: np.ndarray) -> np.ndarray | None:
         """crop (S, S, 3) uint8 RGB -> (468, 3) float32 landmarks in units of the crop's side, or None."""
@@ -53,9 +54,16 @@ class FaceMesh:
 
         if crop.shape[0] != MESH_INPUT_PX:
             crop = cv2.resize(crop, (MESH_INPUT_PX, MESH_INPUT_PX), interpolation=cv2.INTER_AREA)
-        result = self._mesh.process(crop)
+        if self._found_one:
+            result = self._mesh.process(crop)
+        else:
+            from .face import quiet_stderr
+
+            with quiet_stderr():
+                result = self._mesh.process(crop)
         if not result.multi_face_landmarks:
             return None
+        self._found_one = True
         lm = result.multi_face_landmarks[0].landmark
         return np.array([(p.x, p.y, p.z) for p in lm], dtype=np.float32)
 

@@ -43,3 +43,15 @@ def test_seed_scripts_run(tmp_path):
     out = subprocess.run([env_py, str(ROOT / "src" / "inference.py"), "--checkpoint", "missing.pth", "--video",
                           "v.mp4", "--score-only"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 1 and out.stderr.startswith("error: ") and "missing.pth" in out.stderr
+
+
+def test_dub_names_an_empty_path_before_loading_anything(capsys):
+    # An unset shell variable gives "": read as a path it is the current folder, and once fell through to a
+    # TypeError. Each empty flag is named, with the fix, before any model is loaded.
+    for flag, argv in (("--video", ["--video", "", "--audio", "a.wav", "--out", "o.mp4"]),
+                       ("--image", ["--image", "", "--audio", "a.wav", "--out", "o.mp4"]),
+                       ("--audio", ["--video", "v.mp4", "--audio", "", "--out", "o.mp4"]),
+                       ("--out", ["--video", "v.mp4", "--audio", "a.wav", "--out", ""])):
+        assert main(["dub", "--checkpoint", "/nonexistent/model.pth", *argv]) == 1
+        err = capsys.readouterr().err
+        assert f"{flag} is empty" in err and "give" in err and "model.pth" not in err

@@ -276,3 +276,17 @@ def test_spread_margin_does_not_depend_on_the_curves_scale():
     assert np.isfinite(curve_margin(d, 15, "spread"))
     with pytest.raises(ValueError, match="curve_input"):
         LipSyncExpert(LipSyncDims(hidden_dim=8, curve_input="zscore"))
+
+
+def test_face_mesh_keeps_mediapipe_first_face_warning_off_the_terminal(capfd):
+    # mediapipe prints "Using NORM_RECT without IMAGE_DIMENSIONS ..." on stderr when a graph first projects a
+    # face: once per FaceMesh, i.e. on every `synclip score`; the landmarks must come all the same.
+    from skimage import data as skdata
+
+    from synclip.mesh import FaceMesh
+
+    photo = np.ascontiguousarray(skdata.astronaut()[0:320, 80:400])  # her face, square
+    with FaceMesh() as mesh:
+        found = [mesh.run(photo) for _ in range(3)]
+    assert all(lm is not None and lm.shape == (468, 3) for lm in found)
+    assert "NORM_RECT" not in capfd.readouterr().err
