@@ -21,7 +21,7 @@ from pathlib import Path
 import audio_to_lips  # puts the project on sys.path
 import numpy as np
 import torch
-from common import REAL, RESULTS, save_result
+from common import REAL, RESULTS, save_result, take_mode
 
 from synclip import audio as A  # noqa: E402
 from synclip import lips_audio  # noqa: E402
@@ -92,10 +92,9 @@ def warp_average() -> int:
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("freq-mask", "warp-average"):
-        print(__doc__)
+    which = take_mode(("freq-mask", "warp-average"), __doc__)
+    if which is None:
         return 2
-    which = sys.argv.pop(1)
     if which == "warp-average":
         return warp_average()
     audio_to_lips.AudioToLips = FreqMaskedAudioToLips

@@ -21,6 +21,7 @@ import sys
 import audio_to_lips  # these two put the project on sys.path
 import real_expert
 import torch
+from common import take_mode
 
 from synclip import audio as A  # noqa: E402
 from synclip import lips_audio  # noqa: E402
@@ -48,10 +49,9 @@ class BandNormAudioToLips(lips_audio.AudioToLips):
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("expert", "audio_to_lips"):
-        print(__doc__)
+    which = take_mode(("expert", "audio_to_lips"), __doc__)
+    if which is None:
         return 2
-    which = sys.argv.pop(1)
     if which == "expert":
         A.normalize_mel = band_normalised  # real_expert.py and lips_train.py read it as A.normalize_mel at call time
         return real_expert.main()

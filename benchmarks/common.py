@@ -47,3 +47,12 @@ def save_result(path: str | Path, result: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     print(f"wrote {path}")
+
+
+def take_mode(modes: tuple[str, ...], usage: str) -> str | None:
+    """A script's first argument when it is one of ``modes``, removed from sys.argv so that the script it wraps
+    parses the rest; None (after printing ``usage``) when it is not."""
+    if len(sys.argv) < 2 or sys.argv[1] not in modes:
+        print(usage)
+        return None
+    return sys.argv.pop(1)
