@@ -16,8 +16,9 @@ the shapes motion matched as `synclip dub` matches them, and "of real" = over hi
 3. Test-time refinement: the shapes moved, per clip, to lower the expert's own offset loss (as
    lips_audio.expert_sync_loss, offsets +-4) with an L2 pull back to AudioToLips' prediction, before drawing;
    against the shipped expert (the judge itself) and, with ``--independent``, an expert of another training
-   run (e.g. ``python benchmarks/real_expert.py --source-lead lrc_ar=1 --steps 1200 --seed 1 --checkpoint
-   X.pth``), which then also judges every row beside the shipped one.
+   run, which then also judges every row beside the shipped one (the README's figures: ``python
+   benchmarks/real_expert.py --source-lead lrc_ar=1 --steps 1200 --voice-warp 0.15 --seed 0 --checkpoint
+   X.pth``; it must share the shipped expert's template, as any run on the same corpus cache does).
 Reads the caches of real_render.py (render/grid_s1_128.npz, corpus/grid_s1.npz); writes
 benchmarks/results/dub_confidence.json.
 """
