@@ -59,8 +59,7 @@ def warp_average() -> int:
     expert, a2l, template, _ = R.load_models(Path(PRETRAINED))
     test, wavs = R.test_clips(20)
     names = test.names
-    spans = [(int(a), int(b)) for a, b in zip(test.starts, test.starts[1:])]
-    frames = {n: min(b - a, len(wavs[n]) // A.SAMPLES_PER_FRAME) for n, (a, b) in zip(names, spans)}
+    spans, frames = R.clip_spans(test, wavs)
     step = A.frames_to_samples(75)
     speech = {"another sentence": [(k, A.log_mel(wavs[names[(k + 1) % len(names)]][:A.frames_to_samples(
         min(frames[names[k]], frames[names[(k + 1) % len(names)]]))])) for k in range(len(names))]}

@@ -35,8 +35,8 @@ import torch
 from audio_to_lips import speech_pieces
 from common import REAL, RESULTS, save_result
 from real_render import EXPERT_CACHE
-from real_render_sync import (SPEECH, Face, dub_targets, inputs_missing, judge, load_models, remesh, speech_feats,
-                              test_clips)
+from real_render_sync import (SPEECH, Face, clip_spans, dub_targets, inputs_missing, judge, load_models, remesh,
+                              speech_feats, test_clips)
 from torch.nn import functional as F
 
 from synclip import audio as A  # noqa: E402
@@ -112,8 +112,7 @@ def run(args) -> dict:
     scale = a2l.scale.detach()
     test, wavs = test_clips(args.clips)
     names = test.names
-    spans = [(int(a), int(b)) for a, b in zip(test.starts, test.starts[1:])]
-    frames = {n: min(b - a, len(wavs[n]) // A.SAMPLES_PER_FRAME) for n, (a, b) in zip(names, spans)}
+    spans, frames = clip_spans(test, wavs)
 
     ceilings = {"his test sentences": [hearing_ceiling(expert, speech_feats(wavs[n], frames[n]), frames[n])
                                        for n in names]}

@@ -131,6 +131,13 @@ def test_clips(count: int) -> tuple[Frames, dict[str, np.ndarray]]:
     return test, {n: wavs[n] for n in names}
 
 
+def clip_spans(test: Frames, wavs: dict[str, np.ndarray]) -> tuple[list[tuple[int, int]], dict[str, int]]:
+    """Each test clip's (first, end) rows in ``test``, and how many of its frames both the crops and the
+    speech cover."""
+    spans = [(int(a), int(b)) for a, b in zip(test.starts, test.starts[1:])]
+    return spans, {n: min(b - a, len(wavs[n]) // A.SAMPLES_PER_FRAME) for n, (a, b) in zip(test.names, spans)}
+
+
 def dub_targets(names: list[str], frames: dict[str, int], wavs: dict[str, np.ndarray]) -> dict[str, list]:
     """{what is said: [(index of the clip dubbed, who says it, its features (M, F), frames)]}: each clip the
     next one's sentence (both cut to the shorter), then 3-s pieces of each shared recording, clips in turn."""
@@ -156,8 +163,7 @@ def run(args) -> dict:
     expert, a2l, template, renderer = load_models(Path(args.presenter))
     test, wavs = test_clips(args.clips)
     names = test.names
-    spans = [(int(a), int(b)) for a, b in zip(test.starts, test.starts[1:])]
-    frames = {n: min(b - a, len(wavs[n]) // A.SAMPLES_PER_FRAME) for n, (a, b) in zip(names, spans)}
+    spans, frames = clip_spans(test, wavs)
     print(f"{len(names)} test clips, {sum(frames.values())} frames, loaded in {time.perf_counter() - t_start:.0f} s",
           flush=True)
     rng = np.random.default_rng(1)
